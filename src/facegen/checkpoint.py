@@ -1,0 +1,148 @@
+"""Checkpoints that rebuild their model by themselves and never unpickle anything.
+
+A checkpoint is one safetensors file: every tensor (weights, optimizer moments, RNG states, the
+fixed preview noise) is a named tensor, and everything else (family, constructor arguments, step,
+optimizer hyper-parameters) is JSON in the file's metadata. Writes go to a temporary file that is
+renamed into place, so a crash mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import safetensors
+import safetensors.torch
+import torch
+from torch import nn
+
+from facegen import models
+
+FORMAT = "facegen-checkpoint"
+VERSION = 1
+PATTERN = re.compile(r"ckpt-(\d+)\.safetensors")
+
+
+@dataclass
+class Checkpoint:
+    family: str
+    architecture: dict[str, Any]  # constructor arguments, resolution included
+    nets: dict[str, dict[str, torch.Tensor]]  # role ('G', 'D', 'G_ema') -> state dict
+    state: dict[str, Any] = field(default_factory=dict)  # step, epoch, optimizers, rng, fixed_z, config ...
+    path: Path | None = None
+
+    def build(self, roles: tuple[str, ...] | None = None) -> dict[str, nn.Module]:
+        """The networks with their weights loaded, in eval mode."""
+        built = models.build(self.family, **self.architecture)
+        if "G_ema" in self.nets:
+            built["G_ema"] = copy.deepcopy(built["G"])
+        out = {}
+        for role in roles or tuple(self.nets):
+            if role not in self.nets:
+                raise ValueError(f"checkpoint {self.path} has no {role!r} network (it has {', '.join(self.nets)})")
+            try:
+                built[role].load_state_dict(self.nets[role])
+            except RuntimeError as err:
+                first = str(err).strip().splitlines()[1] if "\n" in str(err) else str(err)
+                raise ValueError(
+                    f"checkpoint {self.path} does not match its recorded {self.family} model: {first.strip()}; "
+                    "it was written by another model or version"
+                ) from None
+            out[role] = built[role].eval()
+        return out
+
+
+def _split(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Move the tensors of a nested dict/list into `tensors`, leaving JSON with {'__tensor__': name} in their place."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().cpu().contiguous()
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        return {"__dict__": [[k, _split(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [_split(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+    return obj
+
+
+def _join(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        return {k: _join(v, tensors) for k, v in obj["__dict__"]}  # keys keep their type (optimizer states use ints)
+    if isinstance(obj, list):
+        return [_join(v, tensors) for v in obj]
+    return obj
+
+
+def save(path: str | Path, checkpoint: Checkpoint) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _split({"nets": checkpoint.nets, "state": checkpoint.state}, "t", tensors)
+    header = {"format": FORMAT, "version": VERSION, "family": checkpoint.family, "architecture": checkpoint.architecture}
+    metadata = {"facegen": json.dumps(header), "skeleton": json.dumps(skeleton)}
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(safetensors.torch.save(tensors, metadata=metadata))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | Path) -> Checkpoint:
+    """Read a checkpoint file or the newest one of a run directory."""
+    path = resolve(path)
+    try:
+        with safetensors.safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception:  # noqa: BLE001  (safetensors raises several types for foreign files)
+        raise ValueError(f"{path} is not a facegen checkpoint (not a safetensors file); pass a run directory or its ckpt-*.safetensors") from None
+    header = json.loads(metadata.get("facegen", "{}"))
+    if header.get("format") != FORMAT:
+        raise ValueError(f"{path} is a safetensors file but not a facegen checkpoint (no facegen metadata); it belongs to another program")
+    if header["version"] > VERSION:
+        raise ValueError(f"{path} has checkpoint format {header['version']}, newer than this facegen ({VERSION}); upgrade facegen")
+    if header["family"] not in models.FAMILIES:
+        raise ValueError(f"{path} holds a {header['family']!r} model, which this facegen does not know ({', '.join(models.FAMILIES)})")
+    body = _join(json.loads(metadata["skeleton"]), tensors)
+    return Checkpoint(header["family"], header["architecture"], body["nets"], body["state"], path)
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint file as given, or the newest checkpoint of a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        newest = latest(path)
+        if newest is None:
+            raise ValueError(f"run directory {path} has no checkpoints yet (looked in {path / 'checkpoints'}); train it first")
+        return newest
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist; pass a run directory or a checkpoint file")
+    return path
+
+
+def all_checkpoints(run_dir: Path) -> list[Path]:
+    """A run's checkpoints, oldest first."""
+    found = [p for p in (run_dir / "checkpoints").glob("ckpt-*.safetensors") if PATTERN.fullmatch(p.name)]
+    return sorted(found, key=lambda p: int(PATTERN.fullmatch(p.name)[1]))
+
+
+def latest(run_dir: Path) -> Path | None:
+    found = all_checkpoints(Path(run_dir))
+    return found[-1] if found else None
+
+
+def load_generator(path: str | Path) -> tuple[nn.Module, Checkpoint]:
+    """The generator to sample from (the EMA copy when the run kept one), in eval mode."""
+    checkpoint = load(path)
+    role = "G_ema" if "G_ema" in checkpoint.nets else "G"
+    if role not in checkpoint.nets:
+        raise ValueError(f"{checkpoint.path} has no generator (it holds {', '.join(checkpoint.nets)}); pass a generator checkpoint")
+    return checkpoint.build((role,))[role], checkpoint

@@ -1,0 +1,172 @@
+"""The `facegen` command: prepare, train, sample, demo, presets.
+
+User mistakes (a missing folder, a wrong key, a foreign checkpoint) end with one line on stderr and
+exit status 2; set FACEGEN_DEBUG=1 to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+DEMO_OUT = Path("runs/demo")
+
+
+def _free_run_dir(base: Path) -> Path:
+    """base, or base-2, base-3 ... whichever does not exist yet, so no earlier run is overwritten."""
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from facegen.data import open_cache, prepare
+
+    path = prepare(args.source, args.resolution, args.crop, args.cache, force=args.force, progress=not args.quiet)
+    dataset = open_cache(path)
+    skipped = len(dataset.meta["skipped"])
+    print(f"{path}: {dataset.meta['count']} images at {dataset.resolution} px"
+          f"{f', {skipped} skipped' if skipped else ''}, {dataset.meta['holdout_count']} held out ({dataset.meta['holdout_rule']})")
+
+
+def _train_config(args: argparse.Namespace):
+    from facegen.config import config_from_dict, load_config
+    from facegen.train import load_run_config
+
+    length = [f"train.steps={args.steps}"] if args.steps else [f"train.epochs={args.epochs}", "train.steps=none"] if args.epochs else []
+    if args.resume:
+        if args.preset or args.config or args.data or args.set:
+            raise ValueError("--resume continues a run with its saved config; drop --preset/--config/--data/--set (only --steps/--epochs may change)")
+        if args.out is None:
+            raise ValueError("--resume needs --out RUN_DIR, the run to continue")
+        return config_from_dict(load_run_config(args.out).to_dict(), length)
+    data = [f"data.source={args.data}"] if args.data else []
+    return load_config(args.preset, args.config, [*data, *args.set, *length])
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from facegen.train import train
+
+    cfg = _train_config(args)
+    out = Path(args.out) if args.out else _free_run_dir(Path("runs") / (args.preset or "run"))
+    train(cfg, out, resume=args.resume, progress=not args.quiet)
+    print(f"run written to {out}")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from facegen.checkpoint import load_generator
+    from facegen.images import save_grid, save_image
+    from facegen.sample import parse_seeds, sample_seeds
+
+    seeds = parse_seeds(args.seeds) if args.seeds else list(range(args.n))
+    G, checkpoint = load_generator(args.run)
+    images = sample_seeds(G, seeds, args.batch_size)
+    if args.out:
+        for seed, image in zip(seeds, images):
+            save_image(image, Path(args.out) / f"seed-{seed:06d}.png")
+        print(f"wrote {len(images)} images to {args.out}")
+    else:
+        run_dir = Path(args.run) if Path(args.run).is_dir() else checkpoint.path.parent.parent
+        grid = Path(args.grid) if args.grid else run_dir / "samples.png"
+        save_grid(images, grid)
+        print(f"wrote a grid of {len(images)} samples ({checkpoint.architecture['resolution']} px, step {checkpoint.state.get('step')}) to {grid}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from facegen.checkpoint import load_generator
+    from facegen.config import load_config
+    from facegen.images import save_grid
+    from facegen.sample import sample_seeds
+    from facegen.train import train
+
+    started = time.perf_counter()
+    out = _free_run_dir(Path(args.out))
+    train(load_config("demo"), out, progress=not args.quiet)
+    G, _ = load_generator(out)
+    grid = save_grid(sample_seeds(G, range(64)), out / "samples.png")
+    print(f"demo finished in {time.perf_counter() - started:.0f} s. Look at:\n"
+          f"  {grid}  final 8x8 grid of new faces\n  {out / 'previews'}/  one grid of fixed noise per epoch\n"
+          f"  {out / 'training.png'}  losses and D outputs\n"
+          f"Then train on real faces: facegen train --preset dcgan32 --data ../shared/data/celeba_subset")
+
+
+def cmd_presets(args: argparse.Namespace) -> None:
+    from importlib import resources
+
+    from facegen.config import preset_names
+
+    for name in preset_names():
+        first = (resources.files("facegen.presets") / f"{name}.toml").read_text().splitlines()[0].lstrip("# ")
+        print(f"{name:16s} {first}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facegen", description="Train, sample and evaluate face generators.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="decode a source into a uint8 cache (train does this when needed)")
+    p.add_argument("source", help="CelebA root, image folder, MNIST/CIFAR-10 files or synthetic:N[@seed]")
+    p.add_argument("--resolution", type=int, required=True, help="32, 56, 64, 112 or 128")
+    p.add_argument("--crop", type=int, help="centre crop in px of a 178-wide aligned face (e.g. 108, 140)")
+    p.add_argument("--cache", help="cache folder (default $FACEGEN_CACHE or ~/.cache/facegen)")
+    p.add_argument("--force", action="store_true", help="rebuild even when a valid cache exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train a model into a run directory")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--preset", help="a preset name (see `facegen presets`)")
+    source.add_argument("--config", help="a TOML config file")
+    p.add_argument("--data", help="the data source (sets data.source)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.lr_d=4e-5")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="total D steps (overrides epochs)")
+    length.add_argument("--epochs", type=int, help="passes over the training split")
+    p.add_argument("--out", help="run directory (default runs/PRESET, never overwriting)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="generate images from a run or checkpoint")
+    p.add_argument("run", help="a run directory (newest checkpoint) or a checkpoint file")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--n", type=int, default=64, help="images for seeds 0..N-1 (default 64)")
+    which.add_argument("--seeds", help="seed list, e.g. 0-63 or 1,5,7-9")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--grid", help="write one grid PNG here (default RUN/samples.png)")
+    where.add_argument("--out", help="write one PNG per seed into this folder")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("demo", help="synthetic faces -> a small DCGAN in a few CPU minutes -> runs/demo")
+    p.add_argument("--out", default=str(DEMO_OUT))
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("presets", help="list the presets")
+    p.set_defaults(func=cmd_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, OSError) as err:
+        if os.environ.get("FACEGEN_DEBUG"):
+            raise
+        print(f"facegen: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("facegen: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Run configuration: nested frozen dataclasses, filled from a preset or TOML file and `--set` overrides.
+
+Every field carries its default's reason on its line. Unknown keys and wrong types are errors that
+list what is valid, so a typo never silently trains the wrong model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from facegen.models import SUPPORTED_RESOLUTIONS
+
+SPLITS = ("train", "holdout", "all")
+Z_DISTS = ("normal", "uniform")
+ACTIVATIONS = ("relu", "leaky_relu")
+LOSS_KINDS = ("bce", "minimax")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} = {value!r} is not valid; choose one of: {', '.join(choices)}")
+
+
+def _positive(name: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} = {value} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "synthetic:10000"  # offline default: procedurally drawn faces with true labels
+    resolution: int = 64  # the canonical DCGAN size; a base of 4 or 7 doubled
+    crop: int | None = None  # centre crop in px of a 178-wide aligned face (scaled for smaller copies); None = largest square
+    split: str = "train"  # train on all but the held-out 10 %, which evaluation keeps unseen
+    cache_dir: str | None = None  # None: $FACEGEN_CACHE, else ~/.cache/facegen
+
+    def __post_init__(self) -> None:
+        if self.resolution not in SUPPORTED_RESOLUTIONS:
+            valid = ", ".join(map(str, SUPPORTED_RESOLUTIONS))
+            raise ValueError(f"data.resolution = {self.resolution} is not supported; use one of {valid} (4 or 7 doubled)")
+        if self.crop is not None:
+            _positive("data.crop", self.crop)
+        _choice("data.split", self.split, SPLITS)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    family: str = "dcgan"  # the only family so far
+    z_dim: int = 100  # Radford et al.
+    z_dist: str = "normal"  # normal N(0, 1) or uniform U(-1, 1), the paper's choice
+    base_channels: int = 64  # channels of G's last and D's first block, doubled per level (ngf = ndf = 64)
+    g_activation: str = "relu"  # the paper's G; the 56 px report uses leaky_relu
+    dense: bool = False  # the 56 px report: dense projection of z in G and a dense head in D
+    dropout: float = 0.0  # Dropout after every block of both nets; 0.5 in the 56 px report
+
+    def __post_init__(self) -> None:
+        from facegen.models import FAMILIES
+
+        _choice("model.family", self.family, tuple(FAMILIES))
+        _positive("model.z_dim", self.z_dim)
+        _choice("model.z_dist", self.z_dist, Z_DISTS)
+        _positive("model.base_channels", self.base_channels)
+        _choice("model.g_activation", self.g_activation, ACTIVATIONS)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout = {self.dropout} must be in [0, 1)")
+
+    def architecture(self) -> dict[str, Any]:
+        """The constructor arguments of the family's networks (everything but the family name)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "family"}
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    kind: str = "bce"  # bce: non-saturating G loss (the paper's practice); minimax: the original log(1 - D(G(z)))
+
+    def __post_init__(self) -> None:
+        _choice("loss.kind", self.kind, LOSS_KINDS)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 128  # Radford et al.
+    epochs: int = 5  # passes over the split; ignored when steps is set
+    steps: int | None = None  # total optimizer steps of D; overrides epochs
+    lr_d: float = 2e-4  # Radford et al.
+    lr_g: float = 2e-4  # Radford et al.
+    betas_d: tuple[float, float] = (0.5, 0.999)  # beta1 0.5 steadies training (Radford et al.)
+    betas_g: tuple[float, float] = (0.5, 0.999)
+    seed: int = 0  # ties init, shuffling, noise and previews to one number
+    log_every: int = 10  # steps between metrics.jsonl records
+    preview_every: int = 500  # steps between preview grids; one is also drawn at every epoch end
+    checkpoint_every: int = 1000  # steps between checkpoints; one is also written at the end
+    keep_checkpoints: int = 3  # older checkpoints are deleted
+    device: str = "auto"  # auto: cuda, else mps, else cpu
+    precision: str = "auto"  # auto: bf16 where the hardware has it, fp32 elsewhere (fp16 + GradScaler on CUDA if asked)
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "epochs", "log_every", "preview_every", "checkpoint_every", "keep_checkpoints"):
+            _positive(f"train.{name}", getattr(self, name))
+        if self.steps is not None:
+            _positive("train.steps", self.steps)
+        _positive("train.lr_d", self.lr_d)
+        _positive("train.lr_g", self.lr_g)
+        for name in ("betas_d", "betas_g"):
+            if not all(0.0 <= b < 1.0 for b in getattr(self, name)):
+                raise ValueError(f"train.{name} = {list(getattr(self, name))} must be two numbers in [0, 1)")
+        _choice("train.precision", self.precision, PRECISIONS)
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def replace(self, section: str, **changes: Any) -> Config:
+        """A copy with some fields of one section changed (validated again)."""
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+
+SECTIONS: dict[str, type] = typing.get_type_hints(Config)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name.removesuffix(".toml") for p in resources.files("facegen.presets").iterdir() if p.name.endswith(".toml"))
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    path = resources.files("facegen.presets") / f"{name}.toml"
+    if not path.is_file():
+        raise ValueError(f"unknown preset {name!r}; available presets: {', '.join(preset_names())}")
+    return tomllib.loads(path.read_text())
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist; pass a TOML file or use --preset NAME")
+    try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"config file {path} is not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {err}") from None
+
+
+def parse_override(text: str) -> tuple[str, str, str]:
+    """'train.lr_d=4e-5' -> ('train', 'lr_d', '4e-5')."""
+    key, sep, value = text.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot:
+        raise ValueError(f"--set {text!r} must look like section.key=value, e.g. --set train.lr_d=4e-5")
+    return section, name, value.strip()
+
+
+def load_config(
+    preset: str | None = None, path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
+    """Defaults, then a preset or file, then `--set` overrides, validated into a Config."""
+    if preset and path:
+        raise ValueError("give either --preset or --config, not both")
+    tree = read_preset(preset) if preset else read_config_file(path) if path else {}
+    return config_from_dict(tree, overrides)
+
+
+def config_from_dict(tree: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """A validated Config from nested dicts (a TOML file, a saved config.json) and `--set` overrides."""
+    tree = {section: dict(values) if isinstance(values, dict) else values for section, values in tree.items()}
+    for text in overrides:
+        section, name, value = parse_override(text)
+        tree.setdefault(section, {})[name] = _parse_cli_value(value)
+    unknown = sorted(set(tree) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown config section {unknown[0]!r}; valid sections: {', '.join(SECTIONS)}")
+    return Config(**{section: _build_section(section, cls, tree.get(section, {})) for section, cls in SECTIONS.items()})
+
+
+def _build_section(section: str, cls: type, values: dict[str, Any]) -> Any:
+    if not isinstance(values, dict):
+        raise ValueError(f"[{section}] must be a table of keys, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ValueError(f"unknown config key '{section}.{unknown[0]}'; valid keys in [{section}]: {', '.join(hints)}")
+    return cls(**{name: _coerce(f"{section}.{name}", value, hints[name]) for name, value in values.items()})
+
+
+def _parse_cli_value(text: str) -> Any:
+    """A TOML literal when it is one (4e-5, true, [0.5, 0.9]); otherwise the bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Check value against a field's type hint, converting only where no information is lost."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType):  # X | None
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return _coerce(name, value, next(a for a in args if a is not type(None)))
+    if typing.get_origin(hint) is tuple:
+        if isinstance(value, (list, tuple)) and len(value) == len(args):
+            return tuple(_coerce(name, v, a) for v, a in zip(value, args))
+        raise ValueError(f"{name} expects a list of {len(args)} numbers like [0.5, 0.999], got {value!r}")
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise ValueError(f"{name} expects {hint.__name__}, got {value!r} ({type(value).__name__})")

@@ -1,0 +1,251 @@
+"""One uint8 cache per (source, crop, resolution): decode once in parallel, then memory-map for every epoch.
+
+A cache directory holds `images.npy` (N, R, R, 3), `labels.npy` (N, A) of +1 / -1, `holdout.npy`
+(N,) and `meta.json`. It is built in a temporary directory and renamed into place, so an
+interrupted `prepare` never leaves a half cache behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from facegen.data.sources import RawSource, resolve_source
+
+CACHE_VERSION = 1  # bump when decoding changes, so old caches are rebuilt rather than reused
+CELEBA_SIZE = (178, 218)  # official aligned CelebA; crops are given in its pixels
+HOLDOUT_FRACTION = 0.1
+RESIZE_FILTER = "lanczos"  # antialiased downscaling
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """Where caches live: the given folder, else $FACEGEN_CACHE, else ~/.cache/facegen."""
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("FACEGEN_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facegen"
+
+
+@dataclass
+class FaceDataset:
+    """A prepared cache, memory-mapped."""
+
+    path: Path
+    images: np.ndarray  # uint8 (N, R, R, 3)
+    labels: np.ndarray | None  # int8 (N, A)
+    holdout: np.ndarray  # bool (N,)
+    meta: dict
+
+    @property
+    def resolution(self) -> int:
+        return self.meta["resolution"]
+
+    @property
+    def attr_names(self) -> list[str]:
+        return self.meta["attr_names"]
+
+    def split_indices(self, split: str) -> np.ndarray:
+        """Image indices of 'train' (all but the held-out ones), 'holdout' or 'all'."""
+        if split == "all":
+            return np.arange(len(self.images))
+        indices = np.flatnonzero(self.holdout if split == "holdout" else ~self.holdout)
+        if len(indices) == 0:
+            raise ValueError(f"the {split!r} split of {self.path} is empty ({len(self.images)} images in all); use data.split=all")
+        return indices
+
+
+def is_cache(path: str | Path) -> bool:
+    return (Path(path) / "meta.json").is_file() and (Path(path) / "images.npy").is_file()
+
+
+def open_cache(path: str | Path) -> FaceDataset:
+    path = Path(path)
+    if not is_cache(path):
+        raise ValueError(f"{path} is not a facegen data cache (no meta.json and images.npy); run facegen prepare first")
+    meta = json.loads((path / "meta.json").read_text())
+    labels = np.load(path / "labels.npy") if (path / "labels.npy").is_file() else None
+    return FaceDataset(path, np.load(path / "images.npy", mmap_mode="r"), labels, np.load(path / "holdout.npy"), meta)
+
+
+def open_dataset(source: str, resolution: int, crop: int | None = None, cache_dir: str | Path | None = None,
+                 progress: bool = True) -> FaceDataset:
+    """Open the cache for (source, crop, resolution), preparing it first when missing or stale.
+
+    `source` may also be a cache directory itself; then it must hold images of `resolution`.
+    """
+    if is_cache(source):
+        dataset = open_cache(source)
+        if dataset.resolution != resolution or dataset.meta["crop"] != crop:
+            raise ValueError(
+                f"cache {source} holds {dataset.resolution} px images (crop {dataset.meta['crop']}) but the config asks for "
+                f"{resolution} px (crop {crop}); prepare a matching cache or set data.resolution / data.crop to match"
+            )
+        return dataset
+    return open_cache(prepare(source, resolution, crop, cache_dir, progress=progress))
+
+
+def prepare(source: str, resolution: int, crop: int | None = None, cache_dir: str | Path | None = None,
+            force: bool = False, progress: bool = True) -> Path:
+    """Build (or reuse) the cache and return its directory."""
+    root = cache_root(cache_dir)
+    raw = resolve_source(source, root)
+    key = hashlib.sha1(f"{raw.kind}:{raw.path.resolve()}:{crop}:{resolution}:{CACHE_VERSION}".encode()).hexdigest()[:10]
+    dest = root / "data" / f"{_slug(raw.path)}-{resolution}px-crop{crop or 'full'}-{key}"
+    if is_cache(dest) and not force:
+        meta = json.loads((dest / "meta.json").read_text())
+        if meta.get("fingerprint") == raw.fingerprint:
+            return dest
+        print(f"facegen: {raw.path} changed since it was cached; rebuilding {dest}", file=sys.stderr)
+
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        kept, report = _decode_all(raw, resolution, crop, tmp / "images.npy", progress)
+        if not kept:
+            raise ValueError(f"no usable images in {raw.path}: all {len(raw)} failed to decode ({_summary(report)}); check the folder")
+        kept_idx = np.array(kept)
+        if raw.labels is not None:
+            np.save(tmp / "labels.npy", raw.labels[kept_idx])
+        holdout, rule = _holdout(raw, kept_idx)
+        np.save(tmp / "holdout.npy", holdout)
+        skipped = {name: why for name, why in report.items() if why.startswith("skipped")}
+        converted = {name: why for name, why in report.items() if why.startswith("converted")}
+        meta = {
+            "version": CACHE_VERSION, "source": str(raw.path.resolve()), "kind": raw.kind, "fingerprint": raw.fingerprint,
+            "count": len(kept), "resolution": resolution, "crop": crop, "resize_filter": RESIZE_FILTER,
+            "attr_names": raw.attr_names, "holdout_rule": rule, "holdout_count": int(holdout.sum()),
+            "skipped": skipped, "converted": converted,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        if skipped or converted:
+            print(f"facegen: {raw.path}: {_summary(report)} (named in {dest / 'meta.json'})", file=sys.stderr)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _slug(path: Path) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in path.resolve().name)[:40] or "source"
+
+
+def _summary(report: dict[str, str]) -> str:
+    skipped = sum(why.startswith("skipped") for why in report.values())
+    converted = sum(why.startswith("converted") for why in report.values())
+    return f"{skipped} skipped, {converted} converted"
+
+
+# Decoding ------------------------------------------------------------------------------------------
+
+
+def crop_box(width: int, height: int, crop: int | None) -> tuple[int, int, int, int]:
+    """A centred square; crops are in 178-wide aligned-CelebA pixels and scale for downsampled copies."""
+    if crop is None:
+        side = min(width, height)
+    elif abs(width / height - CELEBA_SIZE[0] / CELEBA_SIZE[1]) < 0.01:
+        side = round(crop * width / CELEBA_SIZE[0])
+    else:
+        side = crop
+    side = min(side, width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def fit_image(image: Image.Image, resolution: int, crop: int | None) -> np.ndarray:
+    """Centre-crop and resize an RGB image to uint8 (R, R, 3)."""
+    box = crop_box(image.width, image.height, crop)
+    return np.asarray(image.resize((resolution, resolution), Image.Resampling.LANCZOS, box=box))
+
+
+def to_rgb(image: Image.Image) -> tuple[Image.Image, str | None]:
+    """Any Pillow mode as 8-bit RGB, with the original mode when a conversion was needed."""
+    mode = image.mode
+    if mode == "RGB":
+        return image, None
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: scale to 8 bits, don't clip
+        values = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") else max(values.max(), 1.0)
+        image = Image.fromarray(np.round(values * (255.0 / peak)).astype(np.uint8))
+    elif image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return image.convert("RGB"), mode
+
+
+def _decode_file(path: Path, resolution: int, crop: int | None) -> tuple[np.ndarray | None, str | None]:
+    try:
+        with Image.open(path) as image:
+            image.load()  # decodes fully: truncated files fail here rather than later
+            rgb, mode = to_rgb(image)
+            return fit_image(rgb, resolution, crop), f"converted from {mode}" if mode else None
+    except Exception as err:  # noqa: BLE001  (any decoder failure means: skip this file)
+        return None, f"skipped: {type(err).__name__}: {err}"[:200]
+
+
+def _decode_chunk(args: tuple[list[Path], int, int | None]) -> list[tuple[np.ndarray | None, str | None]]:
+    files, resolution, crop = args
+    return [_decode_file(f, resolution, crop) for f in files]
+
+
+def _decode_all(raw: RawSource, resolution: int, crop: int | None, out: Path, progress: bool) -> tuple[list[int], dict[str, str]]:
+    """Decode every input into a memory-mapped array; return the kept indices and a report of the rest."""
+    n = len(raw)
+    images = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8, shape=(n, resolution, resolution, 3))
+    kept, report = [], {}
+    bar = tqdm(total=n, desc=f"prepare {resolution}px", unit="img", disable=not progress, file=sys.stderr)
+    if raw.files is not None:
+        chunk = 256
+        jobs = [(raw.files[i : i + chunk], resolution, crop) for i in range(0, n, chunk)]
+        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        with context.Pool(os.cpu_count()) as pool:
+            results = (r for batch in pool.imap(_decode_chunk, jobs) for r in batch)
+            for i, (array, note) in enumerate(results):
+                if note:
+                    report[str(raw.files[i].relative_to(raw.path))] = note
+                if array is not None:
+                    images[len(kept)] = array
+                    kept.append(i)
+                bar.update()
+    else:
+        for i, array in enumerate(raw.arrays):
+            image = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).convert("RGB")
+            images[i] = fit_image(image, resolution, crop)
+            kept.append(i)
+            bar.update()
+    bar.close()
+    images.flush()
+    if len(kept) < n:  # drop the unused tail; rare, so a copy is fine
+        del images
+        full = np.load(out, mmap_mode="r")
+        np.save(out.with_suffix(".kept.npy"), full[: len(kept)])
+        del full
+        os.replace(out.with_suffix(".kept.npy"), out)
+    return kept, report
+
+
+def _holdout(raw: RawSource, kept: np.ndarray) -> tuple[np.ndarray, str]:
+    """Which images evaluation keeps unseen: official val/test if present, else 10 % of identities or files."""
+    if raw.official_holdout is not None and raw.official_holdout[kept].any():
+        return raw.official_holdout[kept], "official val+test partition"
+    if raw.groups is not None:
+        keys, rule = [raw.groups[i] for i in kept], "10 % of identities (crc32 of the identity id)"
+    else:
+        names = raw.files if raw.files is not None else range(len(raw))
+        keys, rule = [str(getattr(names[i], "name", i)) for i in kept], "10 % of images (crc32 of the file name or index)"
+    buckets = np.array([zlib.crc32(k.encode()) % 1000 for k in keys])
+    return buckets < HOLDOUT_FRACTION * 1000, rule

@@ -1,0 +1,37 @@
+"""Shuffled batches straight from the uint8 cache: no per-item Dataset, no PIL, no worker processes.
+
+Batch `step` is a pure function of (seed, step, rank), so a resumed run sees exactly the batches
+the uninterrupted run would have seen, and each DDP rank sees its own shard.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class BatchLoader:
+    def __init__(self, images: np.ndarray, indices: np.ndarray, batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.images, self.indices, self.batch_size = images, np.asarray(indices), batch_size
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.steps_per_epoch = len(self.indices) // (batch_size * world_size)
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"{len(self.indices)} images cannot fill one batch of {batch_size} on each of {world_size} process(es); "
+                "lower train.batch_size or use more data"
+            )
+        self._epoch, self._order = -1, self.indices
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """This rank's image indices for an epoch: one shared permutation, dealt out by rank."""
+        if epoch != self._epoch:
+            permutation = np.random.default_rng([self.seed, epoch]).permutation(self.indices)
+            self._epoch, self._order = epoch, permutation[self.rank :: self.world_size]
+        return self._order
+
+    def batch(self, step: int) -> torch.Tensor:
+        """uint8 (B, R, R, 3) for a global step; sorted indices make memory-mapped reads sequential."""
+        epoch, i = divmod(step, self.steps_per_epoch)
+        chosen = np.sort(self.epoch_order(epoch)[i * self.batch_size : (i + 1) * self.batch_size])
+        return torch.from_numpy(self.images[chosen])

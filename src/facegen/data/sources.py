@@ -1,0 +1,215 @@
+"""Where images come from: a CelebA root, any image folder, MNIST idx files, CIFAR-10 batches or synthetic faces.
+
+A source is resolved into a `RawSource`: the files to decode (or arrays already decoded), attribute
+labels, and what is needed for a split that keeps people apart. Decoding happens in `cache.py`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+SOURCE_HELP = "a CelebA root, a folder of images, MNIST idx files, CIFAR-10 python batches or synthetic:N[@seed]"
+
+
+@dataclass
+class RawSource:
+    kind: str  # celeba | folder | mnist | cifar10
+    path: Path
+    files: list[Path] | None  # images to decode (celeba, folder)
+    arrays: np.ndarray | None  # uint8 (N, H, W, C) already decoded (mnist, cifar10)
+    labels: np.ndarray | None  # int8 (N, A) of +1 / -1
+    attr_names: list[str]
+    groups: list[str] | None  # identity of each image, so a held-out split never shares a person
+    official_holdout: np.ndarray | None  # bool (N,): val or test in list_eval_partition.txt
+    fingerprint: str  # names and sizes of the inputs: a changed source means a new cache
+
+    def __len__(self) -> int:
+        return len(self.files) if self.files is not None else len(self.arrays)
+
+
+def resolve_source(spec: str, cache_root: Path) -> RawSource:
+    """Recognise what `spec` names and read its file list and labels."""
+    match = re.fullmatch(r"synthetic:(\d+)(?:@(\d+))?", spec)
+    if match:
+        return _celeba(_synthetic_root(cache_root, int(match[1]), int(match[2] or 0)))
+    if spec.startswith("synthetic"):
+        raise ValueError(f"data source {spec!r} is malformed; write synthetic:N or synthetic:N@SEED, e.g. synthetic:10000")
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise ValueError(f"data source {spec} does not exist; pass {SOURCE_HELP}")
+    if (path / "img_align_celeba").is_dir():
+        return _celeba(path)
+    if _mnist_images(path):
+        return _mnist(path)
+    if (path / "data_batch_1").is_file() or (path / "cifar-10-batches-py").is_dir():
+        return _cifar10(path if (path / "data_batch_1").is_file() else path / "cifar-10-batches-py")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if not files:
+            raise ValueError(f"no images found in {path} (looked for {', '.join(IMAGE_EXTENSIONS)} recursively); pass {SOURCE_HELP}")
+        return RawSource("folder", path, files, None, None, [], None, None, _fingerprint(path, files))
+    raise ValueError(f"data source {spec} is a file facegen cannot read; pass {SOURCE_HELP}")
+
+
+def _synthetic_root(cache_root: Path, n: int, seed: int) -> Path:
+    from facegen.data.synthetic import write_synthetic_celeba
+
+    if n < 1:
+        raise ValueError("synthetic:N needs N >= 1, e.g. synthetic:10000")
+    root = cache_root / "sources" / f"synthetic-{n}-seed{seed}"
+    if not (root / "list_attr_celeba.txt").is_file():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        write_synthetic_celeba(root, n, seed=seed)
+    return root
+
+
+def _fingerprint(root: Path, files: list[Path]) -> str:
+    digest = hashlib.sha1()
+    for f in files:
+        digest.update(f"{f.relative_to(root)}\0{f.stat().st_size}\n".encode())
+    return digest.hexdigest()
+
+
+# CelebA --------------------------------------------------------------------------------------------
+
+
+def _celeba(root: Path) -> RawSource:
+    files = sorted(p for p in (root / "img_align_celeba").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise ValueError(f"no images in {root / 'img_align_celeba'}; a CelebA root holds img_align_celeba/*.jpg")
+    names = [f.name for f in files]
+    labels, attr_names = None, []
+    attr_file = next((root / n for n in ("list_attr_celeba.txt", "list_attr_celeba.csv") if (root / n).is_file()), None)
+    if attr_file is not None:
+        rows, attr_names = read_attributes(attr_file)
+        missing = [n for n in names if n not in rows]
+        if missing:
+            raise ValueError(
+                f"{attr_file} has no row for {missing[0]} (and {len(missing) - 1} more images); "
+                "add the rows or move the file away to train without labels"
+            )
+        labels = np.array([rows[n] for n in names], dtype=np.int8)
+    identities = _read_two_columns(root / "identity_CelebA.txt")
+    partition = _read_two_columns(root / "list_eval_partition.txt")
+    groups = [identities.get(n, n) for n in names] if identities else None
+    official = np.array([partition.get(n, "0") != "0" for n in names]) if partition else None
+    extra = [root / n for n in ("list_attr_celeba.txt", "list_attr_celeba.csv", "identity_CelebA.txt", "list_eval_partition.txt")]
+    return RawSource("celeba", root, files, None, labels, attr_names, groups, official, _fingerprint(root, files + [p for p in extra if p.is_file()]))
+
+
+def read_attributes(path: Path) -> tuple[dict[str, list[int]], list[str]]:
+    """Rows of an official `list_attr_celeba.txt` (count, names, rows) or Kaggle's CSV, as +1 / -1."""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    if path.suffix == ".csv":
+        names = [n.strip() for n in lines[0].split(",")[1:]]
+        body = [(i + 2, line.split(",")) for i, line in enumerate(lines[1:])]
+    else:
+        if len(lines) < 2:
+            raise ValueError(f"{path} is too short: expected a count line, a line of attribute names, then one row per image")
+        names = lines[1].split()
+        body = [(i + 3, line.split()) for i, line in enumerate(lines[2:])]
+    rows = {}
+    for line_no, fields in body:
+        if len(fields) != len(names) + 1:
+            raise ValueError(
+                f"{path} line {line_no}: expected {len(names) + 1} fields (file name + {len(names)} attributes), "
+                f"found {len(fields)}; fix the file or move it away to train without labels"
+            )
+        try:
+            rows[fields[0].strip()] = [1 if int(v) > 0 else -1 for v in fields[1:]]
+        except ValueError:
+            raise ValueError(f"{path} line {line_no}: attribute values must be 1 or -1; fix the file") from None
+    return rows, names
+
+
+def _read_two_columns(path: Path) -> dict[str, str]:
+    """'000001.jpg 2880' lines as a dict; empty when the optional file is absent."""
+    if not path.is_file():
+        return {}
+    pairs = (line.split() for line in path.read_text().splitlines())
+    return {p[0]: p[1] for p in pairs if len(p) == 2}
+
+
+# MNIST and CIFAR-10 --------------------------------------------------------------------------------
+
+
+def _mnist_images(path: Path) -> Path | None:
+    if path.is_file() and "idx3-ubyte" in path.name:
+        return path
+    if path.is_dir():
+        found = sorted(path.glob("*images-idx3-ubyte*"), key=lambda p: "t10k" in p.name)  # train set first
+        return found[0] if found else None
+    return None
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An idx file (LeCun's format, optionally gzipped) as a uint8 array."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise ValueError(f"{path} is not an idx file of unsigned bytes (magic {raw[:4].hex()}); pass MNIST's idx files")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path} is truncated: header says {shape}, found {data.size} bytes of data")
+    return data.reshape(shape)
+
+
+def _one_hot(classes: np.ndarray, count: int) -> np.ndarray:
+    labels = -np.ones((len(classes), count), dtype=np.int8)
+    labels[np.arange(len(classes)), classes] = 1
+    return labels
+
+
+def _mnist(path: Path) -> RawSource:
+    image_file = _mnist_images(path)
+    images = _read_idx(image_file)[..., None]  # (N, 28, 28) -> (N, 28, 28, 1)
+    label_file = image_file.with_name(image_file.name.replace("images-idx3", "labels-idx1"))
+    labels = None
+    if label_file.is_file():
+        digits = _read_idx(label_file)
+        if len(digits) != len(images):
+            raise ValueError(f"{label_file} has {len(digits)} labels for {len(images)} images; pass matching files")
+        labels = _one_hot(digits, 10)
+    files = [f for f in (image_file, label_file) if f.is_file()]
+    names = [f"digit_{d}" for d in range(10)] if labels is not None else []
+    return RawSource("mnist", path, None, images, labels, names, None, None, _fingerprint(image_file.parent, files))
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """CIFAR-10's batches are pickles; allow the numpy array they hold and nothing else that could run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return _ArrayOnlyUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise ValueError(f"{path} is not a CIFAR-10 python batch ({err}); pass the cifar-10-batches-py folder") from None
+
+
+def _cifar10(path: Path) -> RawSource:
+    files = sorted(path.glob("data_batch_*"))
+    batches = [_unpickle(f) for f in files]
+    images = np.concatenate([b[b"data"] for b in batches]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    classes = np.concatenate([np.asarray(b[b"labels"]) for b in batches])
+    meta_file = path / "batches.meta"
+    names = [n.decode() for n in _unpickle(meta_file)[b"label_names"]] if meta_file.is_file() else [f"class_{c}" for c in range(10)]
+    return RawSource("cifar10", path, None, np.ascontiguousarray(images), _one_hot(classes, len(names)), names, None, None,
+                     _fingerprint(path, files))

@@ -1,0 +1,56 @@
+"""Data-parallel training through PyTorch's own engine: `torchrun --nproc_per_node N -m facegen train ...`.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them training runs as one process. NCCL
+joins CUDA devices, gloo joins CPU processes (how the tests run it on one machine).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    device: str = "auto"  # this rank's device under torchrun; "auto" when single-process
+
+    @property
+    def is_main(self) -> bool:
+        """Only rank 0 writes logs, previews and checkpoints."""
+        return self.rank == 0
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        if self.size == 1:
+            return module
+        device_ids = [torch.device(self.device).index] if self.device.startswith("cuda") else None
+        return DistributedDataParallel(module, device_ids=device_ids)
+
+    def close(self) -> None:
+        if self.size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def init() -> World:
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device, backend = f"cuda:{local_rank}", "nccl"
+    else:
+        device, backend = "cpu", "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return World(rank, size, device)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, DistributedDataParallel) else module

@@ -1,0 +1,48 @@
+"""The one place images change representation: uint8 HWC on disk, float (B, 3, H, W) in [-1, 1] inside."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_float(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1], channels_last in memory at no cost."""
+    return batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3), rounding to nearest."""
+    x = x.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> one uint8 image with the N tiles in rows of nrow (default: square)."""
+    n, h, w, c = images.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    grid = np.zeros((rows * (h + padding) + padding, nrow * (w + padding) + padding, c), dtype=np.uint8)
+    for i, image in enumerate(images):
+        top, left = padding + (i // nrow) * (h + padding), padding + (i % nrow) * (w + padding)
+        grid[top : top + h, left : left + w] = image
+    return grid
+
+
+def save_image(image: np.ndarray, path: str | Path) -> Path:
+    """Write a uint8 HWC array atomically, so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(image).save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    os.replace(tmp, path)
+    return path
+
+
+def save_grid(images: np.ndarray, path: str | Path, nrow: int | None = None) -> Path:
+    return save_image(make_grid(images, nrow), path)

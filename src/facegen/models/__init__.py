@@ -1,0 +1,30 @@
+"""Model families as a plain dict, and the resolution rule they share."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+SUPPORTED_RESOLUTIONS = (32, 56, 64, 112, 128)  # a 4x4 or 7x7 base doubled 3 to 5 times
+
+
+def split_resolution(resolution: int) -> tuple[int, int]:
+    """64 -> (4, 4): the base size of the first feature map and how many times it doubles."""
+    if resolution not in SUPPORTED_RESOLUTIONS:
+        valid = ", ".join(map(str, SUPPORTED_RESOLUTIONS))
+        raise ValueError(f"resolution {resolution} is not supported; use one of {valid} (4 or 7 doubled)")
+    base = 7 if resolution % 7 == 0 else 4
+    return base, int(math.log2(resolution // base))
+
+
+from facegen.models import dcgan  # noqa: E402  (dcgan needs split_resolution)
+
+FAMILIES = {"dcgan": dcgan.build}
+
+
+def build(family: str, **architecture) -> dict[str, nn.Module]:
+    """The family's networks by role ('G', 'D', ...), freshly initialised from the global torch seed."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; known families: {', '.join(FAMILIES)}")
+    return FAMILIES[family](**architecture)

@@ -1,0 +1,112 @@
+"""DCGAN (Radford et al. 2015) at any supported resolution, including the 56 px report's dense variant.
+
+Depth and channel counts derive from the resolution: a 4x4 (or 7x7) map doubles up to the image
+size while the channels halve down to `base_channels`, so 64 px gives the canonical 512-256-128-64.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from facegen.models import split_resolution
+
+
+def _activation(name: str) -> nn.Module:
+    return nn.ReLU(inplace=True) if name == "relu" else nn.LeakyReLU(0.2, inplace=True)
+
+
+def _dropout(p: float) -> list[nn.Module]:
+    return [nn.Dropout(p)] if p else []
+
+
+def _channels(resolution: int, base_channels: int) -> list[int]:
+    """Channels from the smallest map to the largest: 64 px, 64 -> [512, 256, 128, 64]."""
+    _, depth = split_resolution(resolution)
+    return [base_channels * 2 ** (depth - 1 - i) for i in range(depth)]
+
+
+def init_weights(module: nn.Module) -> None:
+    """N(0, 0.02) for conv and linear weights, N(1, 0.02) for BatchNorm scales (Radford et al.)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    """z (B, z_dim) -> image (B, 3, R, R) in [-1, 1]."""
+
+    def __init__(
+        self,
+        resolution: int = 64,
+        z_dim: int = 100,
+        z_dist: str = "normal",
+        base_channels: int = 64,
+        g_activation: str = "relu",
+        dense: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.resolution, self.z_dim, self.z_dist = resolution, z_dim, z_dist  # read by sampling
+        base, _ = split_resolution(resolution)
+        chans = _channels(resolution, base_channels)
+        if dense:  # (B, z_dim) -> (B, C0, base, base) through a dense layer
+            project = [nn.Linear(z_dim, chans[0] * base * base, bias=False), nn.Unflatten(1, (chans[0], base, base))]
+        else:  # (B, z_dim, 1, 1) -> (B, C0, base, base) through a transposed conv
+            project = [nn.Unflatten(1, (z_dim, 1, 1)), nn.ConvTranspose2d(z_dim, chans[0], base, 1, 0, bias=False)]
+        layers = [*project, nn.BatchNorm2d(chans[0]), _activation(g_activation), *_dropout(dropout)]
+        for c_in, c_out in zip(chans, chans[1:]):  # (B, C, S, S) -> (B, C/2, 2S, 2S)
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), _activation(g_activation), *_dropout(dropout)]
+        layers += [nn.ConvTranspose2d(chans[-1], 3, 4, 2, 1, bias=False), nn.Tanh()]  # (B, 3, R, R)
+        self.net = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class Discriminator(nn.Module):
+    """Image (B, 3, R, R) -> logits (B,); the sigmoid lives in the loss for numerical stability."""
+
+    def __init__(
+        self,
+        resolution: int = 64,
+        base_channels: int = 64,
+        dense: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        base, _ = split_resolution(resolution)
+        chans = _channels(resolution, base_channels)[::-1]  # 64 px: [64, 128, 256, 512]
+        # No BatchNorm on the first block (Radford et al.): (B, 3, R, R) -> (B, C0, R/2, R/2)
+        layers = [nn.Conv2d(3, chans[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
+        for c_in, c_out in zip(chans, chans[1:]):  # (B, C, S, S) -> (B, 2C, S/2, S/2)
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
+        if dense:  # (B, C, base, base) -> (B, 1)
+            layers += [nn.Flatten(), nn.Linear(chans[-1] * base * base, 1)]
+        else:
+            layers += [nn.Conv2d(chans[-1], 1, base, 1, 0, bias=False), nn.Flatten()]
+        self.net = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+def build(
+    resolution: int,
+    z_dim: int = 100,
+    z_dist: str = "normal",
+    base_channels: int = 64,
+    g_activation: str = "relu",
+    dense: bool = False,
+    dropout: float = 0.0,
+) -> dict[str, nn.Module]:
+    return {
+        "G": Generator(resolution, z_dim, z_dist, base_channels, g_activation, dense, dropout),
+        "D": Discriminator(resolution, base_channels, dense, dropout),
+    }

@@ -1,0 +1,59 @@
+"""Shared tiny fixtures: every test runs offline, on CPU, against data it writes itself."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ATTRS = ["Eyeglasses", "Male", "Smiling"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory, monkeypatch):
+    """Caches go to a per-session temp folder and nothing reaches the network."""
+    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path_factory.getbasetemp() / "facegen-cache"))
+    monkeypatch.setenv("FACEGEN_OFFLINE", "1")
+
+
+def write_celeba(root: Path, n: int = 24, size: tuple[int, int] = (89, 109), seed: int = 0) -> Path:
+    """A CelebA-layout folder of n smooth random images (a downsampled copy's aspect) with 3 attributes."""
+    rng = np.random.default_rng(seed)
+    (root / "img_align_celeba").mkdir(parents=True)
+    rows = []
+    for i in range(1, n + 1):
+        colour = rng.integers(0, 256, 3)
+        image = np.clip(colour + rng.normal(0, 30, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(image).save(root / "img_align_celeba" / f"{i:06d}.jpg", quality=90)
+        rows.append(f"{i:06d}.jpg " + " ".join(rng.choice(["1", "-1"], len(ATTRS))))
+    (root / "list_attr_celeba.txt").write_text(f"{n}\n{' '.join(ATTRS)} \n" + "\n".join(rows) + "\n")
+    return root
+
+
+def write_mnist(root: Path, n: int = 16, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    header = b"\0\0\x08\x03" + b"".join(int(d).to_bytes(4, "big") for d in (n, 28, 28))
+    (root / "train-images-idx3-ubyte").write_bytes(header + images.tobytes())
+    labels = rng.integers(0, 10, n, dtype=np.uint8)
+    (root / "train-labels-idx1-ubyte").write_bytes(b"\0\0\x08\x01" + n.to_bytes(4, "big") + labels.tobytes())
+    return root
+
+
+def write_cifar10(root: Path, n: int = 16, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, n).tolist()}
+    (root / "data_batch_1").write_bytes(pickle.dumps(batch))
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+    (root / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}))
+    return root
+
+
+@pytest.fixture(scope="session")
+def celeba_dir(tmp_path_factory) -> Path:
+    return write_celeba(tmp_path_factory.mktemp("celeba"))

@@ -1,0 +1,55 @@
+import json
+
+import pytest
+import torch
+
+from conftest import write_cifar10, write_mnist
+from facegen import checkpoint as ckpt
+from facegen.config import load_config, preset_names
+from facegen.train import train
+
+TINY = ["model.base_channels=4", "train.batch_size=4", "data.split=all"]
+
+
+@pytest.fixture(scope="module")
+def sources(celeba_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sources")
+    return {"dcgan-mnist": write_mnist(root / "mnist"), "dcgan-cifar10": write_cifar10(root / "cifar"), "default": celeba_dir}
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_every_preset_trains_two_steps(preset, sources, tmp_path):
+    source = sources.get(preset, sources["default"])
+    cfg = load_config(preset, overrides=[f"data.source={source}", *TINY, "train.steps=2"])
+    out = train(cfg, tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 2
+    assert {"loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "img_per_s", "epoch"} <= set(records[-1])
+    loaded = ckpt.load(out)
+    assert loaded.architecture["resolution"] == cfg.data.resolution and loaded.state["step"] == 2
+    assert (out / "training.png").is_file() and list((out / "previews").glob("*.png"))
+    assert json.loads((out / "config.json").read_text())["train"]["steps"] == 2
+
+
+@pytest.mark.parametrize("preset", ["dcgan32", "dcgan56-dense"])  # the second draws dropout from the global RNG
+def test_resume_continues_weight_for_weight(preset, celeba_dir, tmp_path):
+    overrides = [f"data.source={celeba_dir}", *TINY, "train.checkpoint_every=10", "train.log_every=5"]
+    straight = train(load_config(preset, overrides=[*overrides, "train.steps=20"]), tmp_path / "a", progress=False)
+    train(load_config(preset, overrides=[*overrides, "train.steps=10"]), tmp_path / "b", progress=False)
+    resumed = train(load_config(preset, overrides=[*overrides, "train.steps=20"]), tmp_path / "b", resume=True, progress=False)
+    a, b = ckpt.load(straight), ckpt.load(resumed)
+    for role in ("G", "D"):
+        for key, value in a.nets[role].items():
+            assert torch.equal(value, b.nets[role][key]), f"{role}.{key}"
+    assert a.state["optimizers"]["G"]["state"][0]["exp_avg"].equal(b.state["optimizers"]["G"]["state"][0]["exp_avg"])
+    steps = [json.loads(line)["step"] for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [5, 10, 15, 20]  # no duplicated records after the resume
+
+
+def test_a_finished_run_is_not_overwritten(celeba_dir, tmp_path):
+    cfg = load_config("dcgan32", overrides=[f"data.source={celeba_dir}", *TINY, "train.steps=1"])
+    train(cfg, tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        train(cfg, tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="no checkpoint to resume from"):
+        train(cfg, tmp_path / "fresh", resume=True, progress=False)
