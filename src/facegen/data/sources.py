@@ -107,15 +107,18 @@ def _celeba(root: Path) -> RawSource:
 
 def read_attributes(path: Path) -> tuple[dict[str, list[int]], list[str]]:
     """Rows of an official `list_attr_celeba.txt` (count, names, rows) or Kaggle's CSV, as +1 / -1."""
-    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    if path.suffix == ".csv":
-        names = [n.strip() for n in lines[0].split(",")[1:]]
-        body = [(i + 2, line.split(",")) for i, line in enumerate(lines[1:])]
+    # Number lines before dropping blank ones, so an error names the line an editor shows.
+    lines = [(n, line) for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1) if line.strip()]
+    csv = path.suffix == ".csv"
+    if len(lines) < (1 if csv else 2):
+        layout = "a header line" if csv else "a count line, a line of attribute names"
+        raise ValueError(f"{path} is too short: expected {layout}, then one row per image; fix the file or move it away")
+    if csv:
+        names = [n.strip() for n in lines[0][1].split(",")[1:]]
+        body = [(line_no, line.split(",")) for line_no, line in lines[1:]]
     else:
-        if len(lines) < 2:
-            raise ValueError(f"{path} is too short: expected a count line, a line of attribute names, then one row per image")
-        names = lines[1].split()
-        body = [(i + 3, line.split()) for i, line in enumerate(lines[2:])]
+        names = lines[1][1].split()
+        body = [(line_no, line.split()) for line_no, line in lines[2:]]
     rows = {}
     for line_no, fields in body:
         if len(fields) != len(names) + 1:
@@ -188,6 +191,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
     """CIFAR-10's batches are pickles; allow the numpy array they hold and nothing else that could run code."""
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # pickle protocol 5
                ("numpy", "ndarray"), ("numpy", "dtype")}
 
     def find_class(self, module: str, name: str):
