@@ -19,12 +19,12 @@ def test_depth_and_channels_follow_the_resolution():
     assert [c.out_channels for c in convs] == [512, 256, 128, 64, 3]  # the canonical 64 px generator
     convs = [m for m in Discriminator(64).modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [64, 128, 256, 512, 1]
-    assert Generator(56).net[1].kernel_size == (7, 7)  # 56 px grows from a 7x7 base
+    assert Generator(56).net[0][1].kernel_size == (7, 7)  # 56 px grows from a 7x7 base
 
 
 def test_dense_variant_projects_to_base_by_base_by_1024_with_dropout():
     G = Generator(56, base_channels=256, dense=True, dropout=0.5, g_activation="leaky_relu")
-    assert isinstance(G.net[0], torch.nn.Linear) and G.net[0].out_features == 7 * 7 * 1024
+    assert isinstance(G.net[0][0], torch.nn.Linear) and G.net[0][0].out_features == 7 * 7 * 1024
     assert any(isinstance(m, torch.nn.LeakyReLU) for m in G.modules())
     D = Discriminator(56, base_channels=8, dense=True, dropout=0.5)
     assert isinstance(D.net[-1], torch.nn.Linear)

@@ -53,3 +53,34 @@ def test_a_finished_run_is_not_overwritten(celeba_dir, tmp_path):
         train(cfg, tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match="no checkpoint to resume from"):
         train(cfg, tmp_path / "fresh", resume=True, progress=False)
+
+
+TRICKS = {
+    "two G steps": ["train.g_steps=2"],
+    "instance noise": ["loss.instance_noise=0.125", "loss.instance_noise_anneal_steps=10"],
+    "Beta label noise": ["loss.label_noise=beta(1,5)"],
+    "MSG-GAN + everything": ["model.family=msggan", "data.diffaugment=color,translation,cutout", "loss.instance_noise=0.1",
+                             "loss.label_noise=flip(0.05)", "train.ema=0.9", "model.spectral_norm=true"],
+    "hinge + SN + EMA + DiffAugment": ["loss.kind=hinge", "model.spectral_norm=true", "train.ema=0.9", "data.diffaugment=translation"],
+}
+
+
+@pytest.mark.parametrize("tricks", TRICKS.values(), ids=TRICKS.keys())
+def test_tricks_combine_train_and_resume_exactly(tricks, celeba_dir, tmp_path):
+    overrides = [f"data.source={celeba_dir}", *TINY, "train.checkpoint_every=2", *tricks]
+    straight = train(load_config("dcgan32", overrides=[*overrides, "train.steps=4"]), tmp_path / "a", progress=False)
+    train(load_config("dcgan32", overrides=[*overrides, "train.steps=2"]), tmp_path / "b", progress=False)
+    resumed = train(load_config("dcgan32", overrides=[*overrides, "train.steps=4"]), tmp_path / "b", resume=True, progress=False)
+    a, b = ckpt.load(straight), ckpt.load(resumed)
+    for role in a.nets:
+        for key, value in a.nets[role].items():
+            assert torch.equal(value, b.nets[role][key]), f"{role}.{key}"
+
+
+def test_ema_generator_is_saved_and_sampled(celeba_dir, tmp_path):
+    cfg = load_config("dcgan32", overrides=[f"data.source={celeba_dir}", *TINY, "train.steps=3", "train.ema=0.5"])
+    out = train(cfg, tmp_path / "run", progress=False)
+    G, loaded = ckpt.load_generator(out)
+    assert set(loaded.nets) == {"G", "D", "G_ema"}
+    assert torch.equal(G.state_dict()["net.0.2.weight"], loaded.nets["G_ema"]["net.0.2.weight"])
+    assert not torch.equal(loaded.nets["G"]["net.0.2.weight"], loaded.nets["G_ema"]["net.0.2.weight"])

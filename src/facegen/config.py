@@ -16,12 +16,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from facegen.losses import LOSS_KINDS, parse_label_noise
 from facegen.models import SUPPORTED_RESOLUTIONS
 
 SPLITS = ("train", "holdout", "all")
 Z_DISTS = ("normal", "uniform")
 ACTIVATIONS = ("relu", "leaky_relu")
-LOSS_KINDS = ("bce", "minimax")
+GAN_FAMILIES = ("dcgan", "msggan")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -42,8 +43,12 @@ class DataConfig:
     crop: int | None = None  # centre crop in px of a 178-wide aligned face (scaled for smaller copies); None = largest square
     split: str = "train"  # train on all but the held-out 10 %, which evaluation keeps unseen
     cache_dir: str | None = None  # None: $FACEGEN_CACHE, else ~/.cache/facegen
+    diffaugment: str = ""  # DiffAugment policy for D's inputs (Zhao et al. 2020), e.g. "color,translation,cutout"
 
     def __post_init__(self) -> None:
+        from facegen.augment import parse_policy
+
+        parse_policy(self.diffaugment)
         if self.resolution not in SUPPORTED_RESOLUTIONS:
             valid = ", ".join(map(str, SUPPORTED_RESOLUTIONS))
             raise ValueError(f"data.resolution = {self.resolution} is not supported; use one of {valid} (4 or 7 doubled)")
@@ -54,18 +59,17 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    family: str = "dcgan"  # the only family so far
+    family: str = "dcgan"  # dcgan, or msggan: G emits every scale and D takes each in (Karnewar & Wang 2019)
     z_dim: int = 100  # Radford et al.
     z_dist: str = "normal"  # normal N(0, 1) or uniform U(-1, 1), the paper's choice
     base_channels: int = 64  # channels of G's last and D's first block, doubled per level (ngf = ndf = 64)
     g_activation: str = "relu"  # the paper's G; the 56 px report uses leaky_relu
     dense: bool = False  # the 56 px report: dense projection of z in G and a dense head in D
     dropout: float = 0.0  # Dropout after every block of both nets; 0.5 in the 56 px report
+    spectral_norm: bool = False  # spectral normalisation of every D layer (Miyato et al. 2018)
 
     def __post_init__(self) -> None:
-        from facegen.models import FAMILIES
-
-        _choice("model.family", self.family, tuple(FAMILIES))
+        _choice("model.family", self.family, GAN_FAMILIES)
         _positive("model.z_dim", self.z_dim)
         _choice("model.z_dist", self.z_dist, Z_DISTS)
         _positive("model.base_channels", self.base_channels)
@@ -80,10 +84,17 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    kind: str = "bce"  # bce: non-saturating G loss (the paper's practice); minimax: the original log(1 - D(G(z)))
+    kind: str = "bce"  # bce: non-saturating G loss (the paper's practice); minimax: log(1 - D(G(z))); hinge
+    label_noise: str = "none"  # D's targets: beta(a,b) (1,5 in the 32 px report), smooth(p), flip(p) or none
+    instance_noise: float = 0.0  # sigma of Gaussian noise on D's real and fake inputs; 0.125 in the 32 px report
+    instance_noise_anneal_steps: int = 0  # anneal sigma linearly to 0 over this many steps; 0 keeps it constant
 
     def __post_init__(self) -> None:
         _choice("loss.kind", self.kind, LOSS_KINDS)
+        if parse_label_noise(self.label_noise).kind != "none" and self.kind == "hinge":
+            raise ValueError(f"loss.label_noise = {self.label_noise!r} needs a BCE loss; set loss.kind=bce or minimax, or drop the label noise")
+        _positive("loss.instance_noise", self.instance_noise, allow_zero=True)
+        _positive("loss.instance_noise_anneal_steps", self.instance_noise_anneal_steps, allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,8 @@ class TrainConfig:
     lr_g: float = 2e-4  # Radford et al.
     betas_d: tuple[float, float] = (0.5, 0.999)  # beta1 0.5 steadies training (Radford et al.)
     betas_g: tuple[float, float] = (0.5, 0.999)
+    g_steps: int = 1  # G updates per D update; 2 "balances" a too-strong D in the 32 px report
+    ema: float = 0.0  # decay of an exponential moving average of G used for samples (e.g. 0.999); 0 = off
     seed: int = 0  # ties init, shuffling, noise and previews to one number
     log_every: int = 10  # steps between metrics.jsonl records
     preview_every: int = 500  # steps between preview grids; one is also drawn at every epoch end
@@ -108,6 +121,9 @@ class TrainConfig:
             _positive(f"train.{name}", getattr(self, name))
         if self.steps is not None:
             _positive("train.steps", self.steps)
+        _positive("train.g_steps", self.g_steps)
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"train.ema = {self.ema} must be a decay in [0, 1), e.g. 0.999 (0 turns the EMA off)")
         _positive("train.lr_d", self.lr_d)
         _positive("train.lr_g", self.lr_g)
         for name in ("betas_d", "betas_g"):
@@ -219,6 +235,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         raise ValueError(f"{name} expects a list of {len(args)} numbers like [0.5, 0.999], got {value!r}")
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # e.g. loss.label_noise = 0.1
     if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
         return value
     raise ValueError(f"{name} expects {hint.__name__}, got {value!r} ({type(value).__name__})")

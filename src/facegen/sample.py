@@ -41,7 +41,10 @@ def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 64) -> np.ndarray:
     was_training = G.training
     G.eval()
     device = next(G.parameters()).device
-    out = [to_uint8(G(chunk.to(device))) for chunk in z.split(batch_size)]
+    out = []
+    for chunk in z.split(batch_size):
+        x = G(chunk.to(device))
+        out.append(to_uint8(x[-1] if isinstance(x, list) else x))  # multi-scale generators: the finest scale
     G.train(was_training)
     return np.concatenate(out)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +15,11 @@ from tqdm import tqdm
 
 from facegen import checkpoint as ckpt
 from facegen import distributed, losses, models, report
+from facegen.augment import diff_augment, parse_policy
 from facegen.config import Config, LossConfig, config_from_dict
 from facegen.data import BatchLoader, open_dataset
 from facegen.devices import Runtime, resolve_runtime
+from facegen.models.msggan import pyramid
 from facegen.images import save_grid, to_float
 from facegen.sample import generate, latents
 
@@ -29,28 +33,62 @@ class Optimizers:
     scaler: torch.amp.GradScaler
 
 
-def gan_step(G: nn.Module, D: nn.Module, opt: Optimizers, x_real: torch.Tensor, z: torch.Tensor,
-             loss: LossConfig, runtime: Runtime) -> dict[str, torch.Tensor]:
-    """One D update then one G update (Goodfellow et al. Alg. 1 with k = 1); returns detached statistics."""
-    raw_D = D.module if isinstance(D, nn.parallel.DistributedDataParallel) else D
+Images = torch.Tensor | list[torch.Tensor]  # one batch, or MSG-GAN's scales from coarsest to finest
 
-    # Update D.
+
+def _detach(x: Images) -> Images:
+    return [s.detach() for s in x] if isinstance(x, list) else x.detach()
+
+
+def d_view(x: Images, policy: tuple[str, ...], sigma: float, noise: torch.Generator) -> Images:
+    """What D sees of a batch: DiffAugment (one draw per sample, shared by its scales), then instance
+    noise of the same sigma at every scale; the same for real and fake."""
+    if policy:
+        x = diff_augment(x, policy, noise)
+    if isinstance(x, list):
+        return [losses.add_instance_noise(scale, sigma, noise) for scale in x]
+    return losses.add_instance_noise(x, sigma, noise)
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model for weights; BatchNorm statistics are copied."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def gan_step(G: nn.Module, D: nn.Module, opt: Optimizers, x_real: torch.Tensor, draw_z: Callable[[], torch.Tensor],
+             loss: LossConfig, label_noise: losses.LabelNoise, *, g_steps: int, sigma: float, policy: tuple[str, ...],
+             noise: torch.Generator, runtime: Runtime) -> dict[str, torch.Tensor]:
+    """One D update, then g_steps G updates (Goodfellow et al. Alg. 1); returns detached statistics."""
+    raw_D = distributed.unwrap(D)
+
+    # Update D. A multi-scale G's fakes are a pyramid, so the reals become one the same way.
     with runtime.autocast():
-        x_fake = G(z)
-        real_logits, fake_logits = D(x_real), D(x_fake.detach())
-    loss_d = losses.d_loss(real_logits, fake_logits, loss.kind)
+        x_fake = G(draw_z())
+        if isinstance(x_fake, list):
+            x_real = pyramid(x_real)
+        real_logits = D(d_view(x_real, policy, sigma, noise))
+        fake_logits = D(d_view(_detach(x_fake), policy, sigma, noise))
+    loss_d = losses.d_loss(real_logits, fake_logits, loss.kind, label_noise, noise)
     opt.D.zero_grad(set_to_none=True)
     opt.scaler.scale(loss_d).backward()
     opt.scaler.step(opt.D)
 
-    # Update G. D is frozen: its weight gradients are not needed, which saves a third of its backward
-    # pass, and it runs unwrapped so that DDP does not wait for gradients that never come.
+    # Update G; the first update reuses the fakes D just saw. D is frozen: its weight gradients are
+    # not needed (a third of its backward pass saved), and it runs unwrapped so that DDP does not
+    # wait for gradients that never come.
     raw_D.requires_grad_(False)
-    with runtime.autocast():
-        loss_g = losses.g_loss(raw_D(x_fake), loss.kind)
-    opt.G.zero_grad(set_to_none=True)
-    opt.scaler.scale(loss_g).backward()
-    opt.scaler.step(opt.G)
+    for i in range(g_steps):
+        with runtime.autocast():
+            if i:
+                x_fake = G(draw_z())
+            loss_g = losses.g_loss(raw_D(d_view(x_fake, policy, sigma, noise)), loss.kind)
+        opt.G.zero_grad(set_to_none=True)
+        opt.scaler.scale(loss_g).backward()
+        opt.scaler.step(opt.G)
     raw_D.requires_grad_(True)
     opt.scaler.update()
 
@@ -91,7 +129,9 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     torch.manual_seed(cfg.train.seed)
     architecture = {"resolution": dataset.resolution, **cfg.model.architecture()}
     nets = {role: runtime.prepare(net) for role, net in models.build(cfg.model.family, **architecture).items()}
-    G, D = nets["G"], nets["D"]
+    if cfg.train.ema:
+        nets["G_ema"] = copy.deepcopy(nets["G"]).requires_grad_(False)
+    G, D, G_ema = nets["G"], nets["D"], nets.get("G_ema")
     opt = Optimizers(
         D=torch.optim.Adam(D.parameters(), lr=cfg.train.lr_d, betas=cfg.train.betas_d),
         G=torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g, betas=cfg.train.betas_g),
@@ -110,6 +150,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         torch.set_rng_state(state.state["rng"]["torch"])
         start = state.state["step"]
     G, D = world.wrap(G), world.wrap(D)
+    label_noise, policy = losses.parse_label_noise(cfg.loss.label_noise), parse_policy(cfg.data.diffaugment)
 
     # Run directory.
     metrics_path = out / "metrics.jsonl"
@@ -128,14 +169,14 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
             "optimizers": {"D": opt.D.state_dict(), "G": opt.G.state_dict()},
             "rng": {"noise": noise.get_state(), "torch": torch.get_rng_state()},
         }
-        raw = {role: distributed.unwrap(net).state_dict() for role, net in (("G", G), ("D", D))}
+        raw = {role: distributed.unwrap(net).state_dict() for role, net in (("G", G), ("D", D), ("G_ema", G_ema)) if net is not None}
         ckpt.save(out / "checkpoints" / f"ckpt-{step:07d}.safetensors", ckpt.Checkpoint(cfg.model.family, architecture, raw, state))
         for old in ckpt.all_checkpoints(out)[: -cfg.train.keep_checkpoints]:
             old.unlink()
 
     def preview(step: int) -> None:
         if world.is_main:
-            save_grid(generate(distributed.unwrap(G), fixed_z), out / "previews" / f"step-{step:07d}.png")
+            save_grid(generate(G_ema or distributed.unwrap(G), fixed_z), out / "previews" / f"step-{step:07d}.png")
             report.plot_training(metrics_path, out / "training.png")
 
     # The loop.
@@ -146,8 +187,13 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     try:
         while step < total_steps:
             x_real = to_float(loader.batch(step).to(runtime.device, non_blocking=True))
-            z = latents_for_step(cfg.train.batch_size, G, noise, runtime.device)
-            stats = gan_step(G, D, opt, x_real, z, cfg.loss, runtime)
+            stats = gan_step(
+                G, D, opt, x_real, lambda: latents_for_step(cfg.train.batch_size, G, noise, runtime.device), cfg.loss, label_noise,
+                g_steps=cfg.train.g_steps, policy=policy, noise=noise, runtime=runtime,
+                sigma=losses.instance_noise_sigma(cfg.loss.instance_noise, step, cfg.loss.instance_noise_anneal_steps),
+            )
+            if G_ema is not None:
+                update_ema(G_ema, distributed.unwrap(G), cfg.train.ema)
             step += 1
             bar.update()
 

@@ -101,7 +101,7 @@ def prepare(source: str, resolution: int, crop: int | None = None, cache_dir: st
             force: bool = False, progress: bool = True) -> Path:
     """Build (or reuse) the cache and return its directory."""
     root = cache_root(cache_dir)
-    raw = resolve_source(source, root)
+    raw = resolve_source(source, root, progress)
     key = hashlib.sha1(f"{raw.kind}:{raw.path.resolve()}:{crop}:{resolution}:{CACHE_VERSION}".encode()).hexdigest()[:10]
     dest = root / "data" / f"{_slug(raw.path)}-{resolution}px-crop{crop or 'full'}-{key}"
     if is_cache(dest) and not force:

@@ -35,11 +35,11 @@ class RawSource:
         return len(self.files) if self.files is not None else len(self.arrays)
 
 
-def resolve_source(spec: str, cache_root: Path) -> RawSource:
+def resolve_source(spec: str, cache_root: Path, progress: bool = True) -> RawSource:
     """Recognise what `spec` names and read its file list and labels."""
     match = re.fullmatch(r"synthetic:(\d+)(?:@(\d+))?", spec)
     if match:
-        return _celeba(_synthetic_root(cache_root, int(match[1]), int(match[2] or 0)))
+        return _celeba(_synthetic_root(cache_root, int(match[1]), int(match[2] or 0), progress))
     if spec.startswith("synthetic"):
         raise ValueError(f"data source {spec!r} is malformed; write synthetic:N or synthetic:N@SEED, e.g. synthetic:10000")
     path = Path(spec).expanduser()
@@ -59,15 +59,14 @@ def resolve_source(spec: str, cache_root: Path) -> RawSource:
     raise ValueError(f"data source {spec} is a file facegen cannot read; pass {SOURCE_HELP}")
 
 
-def _synthetic_root(cache_root: Path, n: int, seed: int) -> Path:
+def _synthetic_root(cache_root: Path, n: int, seed: int, progress: bool) -> Path:
     from facegen.data.synthetic import write_synthetic_celeba
 
     if n < 1:
         raise ValueError("synthetic:N needs N >= 1, e.g. synthetic:10000")
     root = cache_root / "sources" / f"synthetic-{n}-seed{seed}"
     if not (root / "list_attr_celeba.txt").is_file():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        write_synthetic_celeba(root, n, seed=seed)
+        write_synthetic_celeba(root, n, seed=seed, progress=progress)
     return root
 
 

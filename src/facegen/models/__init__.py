@@ -18,9 +18,9 @@ def split_resolution(resolution: int) -> tuple[int, int]:
     return base, int(math.log2(resolution // base))
 
 
-from facegen.models import dcgan  # noqa: E402  (dcgan needs split_resolution)
+from facegen.models import dcgan, judge, msggan  # noqa: E402  (they need split_resolution)
 
-FAMILIES = {"dcgan": dcgan.build}
+FAMILIES = {"dcgan": dcgan.build, "judge": judge.build, "msggan": msggan.build}
 
 
 def build(family: str, **architecture) -> dict[str, nn.Module]:

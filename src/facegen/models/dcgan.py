@@ -37,6 +37,32 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def add_spectral_norm(net: nn.Module) -> nn.Module:
+    """Wrap every Conv2d and Linear weight of `net` in spectral normalisation (Miyato et al. 2018).
+
+    BatchNorm stays as it is. Call after init_weights: the wrapped weight is computed, not a parameter.
+    """
+    for module in list(net.modules()):  # listed first: wrapping adds submodules
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(module)
+    return net
+
+
+def generator_blocks(resolution: int, z_dim: int, chans: list[int], g_activation: str, dense: bool,
+                     dropout: float) -> list[nn.Sequential]:
+    """G's body: a block projecting z to (B, chans[0], base, base), then one block per doubling through chans."""
+    base, _ = split_resolution(resolution)
+    if dense:  # (B, z_dim) -> (B, C0, base, base) through a dense layer
+        project = [nn.Linear(z_dim, chans[0] * base * base, bias=False), nn.Unflatten(1, (chans[0], base, base))]
+    else:  # (B, z_dim, 1, 1) -> (B, C0, base, base) through a transposed conv
+        project = [nn.Unflatten(1, (z_dim, 1, 1)), nn.ConvTranspose2d(z_dim, chans[0], base, 1, 0, bias=False)]
+    blocks = [nn.Sequential(*project, nn.BatchNorm2d(chans[0]), _activation(g_activation), *_dropout(dropout))]
+    for c_in, c_out in zip(chans, chans[1:]):  # (B, C, S, S) -> (B, C', 2S, 2S)
+        blocks.append(nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out),
+                                    _activation(g_activation), *_dropout(dropout)))
+    return blocks
+
+
 class Generator(nn.Module):
     """z (B, z_dim) -> image (B, 3, R, R) in [-1, 1]."""
 
@@ -52,17 +78,10 @@ class Generator(nn.Module):
     ) -> None:
         super().__init__()
         self.resolution, self.z_dim, self.z_dist = resolution, z_dim, z_dist  # read by sampling
-        base, _ = split_resolution(resolution)
         chans = _channels(resolution, base_channels)
-        if dense:  # (B, z_dim) -> (B, C0, base, base) through a dense layer
-            project = [nn.Linear(z_dim, chans[0] * base * base, bias=False), nn.Unflatten(1, (chans[0], base, base))]
-        else:  # (B, z_dim, 1, 1) -> (B, C0, base, base) through a transposed conv
-            project = [nn.Unflatten(1, (z_dim, 1, 1)), nn.ConvTranspose2d(z_dim, chans[0], base, 1, 0, bias=False)]
-        layers = [*project, nn.BatchNorm2d(chans[0]), _activation(g_activation), *_dropout(dropout)]
-        for c_in, c_out in zip(chans, chans[1:]):  # (B, C, S, S) -> (B, C/2, 2S, 2S)
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), _activation(g_activation), *_dropout(dropout)]
-        layers += [nn.ConvTranspose2d(chans[-1], 3, 4, 2, 1, bias=False), nn.Tanh()]  # (B, 3, R, R)
-        self.net = nn.Sequential(*layers)
+        blocks = generator_blocks(resolution, z_dim, chans, g_activation, dense, dropout)
+        to_rgb = [nn.ConvTranspose2d(chans[-1], 3, 4, 2, 1, bias=False), nn.Tanh()]  # (B, C, R/2, R/2) -> (B, 3, R, R)
+        self.net = nn.Sequential(*blocks, *to_rgb)
         self.apply(init_weights)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -78,6 +97,7 @@ class Discriminator(nn.Module):
         base_channels: int = 64,
         dense: bool = False,
         dropout: float = 0.0,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         base, _ = split_resolution(resolution)
@@ -92,6 +112,8 @@ class Discriminator(nn.Module):
             layers += [nn.Conv2d(chans[-1], 1, base, 1, 0, bias=False), nn.Flatten()]
         self.net = nn.Sequential(*layers)
         self.apply(init_weights)
+        if spectral_norm:
+            add_spectral_norm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)
@@ -105,8 +127,9 @@ def build(
     g_activation: str = "relu",
     dense: bool = False,
     dropout: float = 0.0,
+    spectral_norm: bool = False,
 ) -> dict[str, nn.Module]:
     return {
         "G": Generator(resolution, z_dim, z_dist, base_channels, g_activation, dense, dropout),
-        "D": Discriminator(resolution, base_channels, dense, dropout),
+        "D": Discriminator(resolution, base_channels, dense, dropout, spectral_norm),
     }
