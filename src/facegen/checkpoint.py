@@ -48,9 +48,10 @@ class Checkpoint:
             try:
                 built[role].load_state_dict(self.nets[role])
             except RuntimeError as err:
-                first = str(err).strip().splitlines()[1] if "\n" in str(err) else str(err)
+                first = (str(err).strip().splitlines()[1] if "\n" in str(err) else str(err)).strip()
+                first = first if len(first) < 160 else first[:150] + " ..."
                 raise ValueError(
-                    f"checkpoint {self.path} does not match its recorded {self.family} model: {first.strip()}; "
+                    f"checkpoint {self.path} does not match its recorded {self.family} model: {first}; "
                     "it was written by another model or version"
                 ) from None
             out[role] = built[role].eval()

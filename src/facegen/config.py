@@ -113,12 +113,15 @@ class TrainConfig:
     preview_every: int = 500  # steps between preview grids; one is also drawn at every epoch end
     checkpoint_every: int = 1000  # steps between checkpoints; one is also written at the end
     keep_checkpoints: int = 3  # older checkpoints are deleted
+    kid_every: int = 0  # steps between quick KID checks against the held-out split (0 = off); the best is kept
+    kid_samples: int = 500  # samples (and held-out images) per quick KID: a trend, not a final figure
     device: str = "auto"  # auto: cuda, else mps, else cpu
     precision: str = "auto"  # auto: bf16 where the hardware has it, fp32 elsewhere (fp16 + GradScaler on CUDA if asked)
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "epochs", "log_every", "preview_every", "checkpoint_every", "keep_checkpoints"):
+        for name in ("batch_size", "epochs", "log_every", "preview_every", "checkpoint_every", "keep_checkpoints", "kid_samples"):
             _positive(f"train.{name}", getattr(self, name))
+        _positive("train.kid_every", self.kid_every, allow_zero=True)
         if self.steps is not None:
             _positive("train.steps", self.steps)
         _positive("train.g_steps", self.g_steps)

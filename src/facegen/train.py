@@ -17,13 +17,14 @@ from facegen import checkpoint as ckpt
 from facegen import distributed, losses, models, report
 from facegen.augment import diff_augment, parse_policy
 from facegen.config import Config, LossConfig, config_from_dict
-from facegen.data import BatchLoader, open_dataset
+from facegen.data import BatchLoader, FaceDataset, open_dataset
 from facegen.devices import Runtime, resolve_runtime
 from facegen.models.msggan import pyramid
 from facegen.images import save_grid, to_float
 from facegen.sample import generate, latents
 
-PREVIEW_SEEDS = range(64)  # previews show the same faces as `facegen sample --seeds 0-63`
+PREVIEW_SEEDS = range(64)
+BEST_CHECKPOINT = "best.safetensors"  # the lowest quick KID so far; not counted among the rolling checkpoints  # previews show the same faces as `facegen sample --seeds 0-63`
 
 
 @dataclass
@@ -161,7 +162,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
             kept = [line for line in metrics_path.read_text().splitlines() if json.loads(line)["step"] <= start]
             metrics_path.write_text("".join(line + "\n" for line in kept))
 
-    def save_checkpoint(step: int) -> None:
+    def save_checkpoint(step: int, name: str | None = None) -> None:
         if not world.is_main:
             return
         state = {
@@ -170,9 +171,12 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
             "rng": {"noise": noise.get_state(), "torch": torch.get_rng_state()},
         }
         raw = {role: distributed.unwrap(net).state_dict() for role, net in (("G", G), ("D", D), ("G_ema", G_ema)) if net is not None}
-        ckpt.save(out / "checkpoints" / f"ckpt-{step:07d}.safetensors", ckpt.Checkpoint(cfg.model.family, architecture, raw, state))
+        path = out / "checkpoints" / (name or f"ckpt-{step:07d}.safetensors")
+        ckpt.save(path, ckpt.Checkpoint(cfg.model.family, architecture, raw, state))
         for old in ckpt.all_checkpoints(out)[: -cfg.train.keep_checkpoints]:
             old.unlink()
+
+    quick_kid = QuickKID(dataset, cfg.train.kid_samples, out) if cfg.train.kid_every and world.is_main else None
 
     def preview(step: int) -> None:
         if world.is_main:
@@ -213,6 +217,11 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
             if step % cfg.train.preview_every == 0 or step % loader.steps_per_epoch == 0 or step == total_steps:
                 preview(step)
 
+            # Quick KID; the best checkpoint so far is kept apart from the rolling ones.
+            if quick_kid and (step % cfg.train.kid_every == 0 or step == total_steps):
+                if quick_kid.measure(step, G_ema or distributed.unwrap(G), metrics_path):
+                    save_checkpoint(step, BEST_CHECKPOINT)
+
             # Checkpoint.
             if step % cfg.train.checkpoint_every == 0 or step == total_steps:
                 save_checkpoint(step)
@@ -227,6 +236,38 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         print(f"trained {step - start} steps in {elapsed:.1f} s ({images_per_step * (step - start) / max(elapsed, 1e-9):.1f} img/s)")
     world.close()
     return out
+
+
+class QuickKID:
+    """KID of a few hundred samples against as many held-out faces, every kid_every steps (rank 0 only).
+
+    The Inception network is loaded on first use; the reference is computed once and cached with the data.
+    """
+
+    def __init__(self, dataset: FaceDataset, n: int, run_dir: Path) -> None:
+        self.dataset, self.n, self.run_dir = dataset, n, run_dir
+        self.extractor = self.reference = None
+        best = run_dir / "checkpoints" / "best.json"
+        self.best = json.loads(best.read_text())["kid"] if best.is_file() else float("inf")
+
+    def measure(self, step: int, G: nn.Module, metrics_path: Path) -> bool:
+        """Log the KID of this step; True when it is the best so far."""
+        from facegen.evaluate import reference_statistics
+        from facegen.metrics import FeatureExtractor, kid
+
+        if self.extractor is None:
+            self.extractor = FeatureExtractor()
+            self.reference = reference_statistics(self.dataset, "holdout", self.n, self.extractor, progress=False)
+        feats = self.extractor.features(generate(G, latents(range(self.n), G.z_dim, G.z_dist)), progress=False)
+        value = kid(self.reference.feats, feats, subset_size=min(len(feats), len(self.reference.feats)))[0]
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps({"step": step, "kid": round(value, 6), "kid_samples": len(feats)}) + "\n")
+        if value >= self.best:
+            return False
+        self.best = value
+        (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "checkpoints" / "best.json").write_text(json.dumps({"step": step, "kid": value}))
+        return True
 
 
 def latents_for_step(batch_size: int, G: nn.Module, noise: torch.Generator, device: torch.device) -> torch.Tensor:

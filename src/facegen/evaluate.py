@@ -1,0 +1,114 @@
+"""Evaluation as a user runs it: samples of a run (or any image source) against real reference images.
+
+Reference statistics are cached inside the data cache they were computed from, keyed by their
+protocol, so every run evaluated against the same split reuses them. Scores are only compared
+when the images were prepared the same way: a mismatch is an error that names what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from facegen.checkpoint import load_generator
+from facegen.data import FaceDataset, open_dataset
+from facegen.metrics import FeatureExtractor, Reference, check_protocols, compute_metrics, load_reference, save_reference
+from facegen.sample import sample_seeds
+
+PREPARATION_KEYS = ("extractor", "extractor_sha256", "input_size", "resize", "input_range", "bf16", "resolution", "crop")
+KID_SUBSET = 1000  # clean-fid / StyleGAN's default; capped at the sample sizes unless asked for explicitly
+
+
+def preparation(protocol: dict) -> dict:
+    """The part of a protocol that must match for two feature sets to be comparable."""
+    return {key: protocol.get(key) for key in PREPARATION_KEYS}
+
+
+def real_images(dataset: FaceDataset, split: str, n: int | None) -> np.ndarray:
+    """Up to n images of a split, spread evenly over it (deterministic, no seed needed)."""
+    indices = dataset.split_indices(split)
+    if n is not None and n < len(indices):
+        indices = indices[np.linspace(0, len(indices) - 1, n).round().astype(int)]
+    return np.asarray(dataset.images[indices])
+
+
+def reference_statistics(dataset: FaceDataset, split: str, n: int | None, extractor: FeatureExtractor,
+                         progress: bool = True) -> Reference:
+    """Features, mean and covariance of real images, computed once per protocol and cached with the data."""
+    images = real_images(dataset, split, n)
+    protocol = {**extractor.protocol, "source": dataset.meta["source"], "resolution": dataset.resolution,
+                "crop": dataset.meta["crop"], "split": split, "n": len(images)}
+    key = hashlib.sha1(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:12]
+    path = dataset.path / "reference" / f"{split}-{len(images)}-{key}.npz"
+    if path.is_file():
+        return load_reference(path)
+    return save_reference(path, extractor.features(images, progress=progress), protocol)
+
+
+def score(names: tuple[str, ...], reference: Reference, images: np.ndarray, extractor: FeatureExtractor,
+          sample_protocol: dict, kid_subset: int | None = None, progress: bool = True) -> dict:
+    """Metrics of images against a reference, after checking both were prepared the same way."""
+    check_protocols(preparation(reference.protocol), preparation({**extractor.protocol, **sample_protocol}))
+    subset = kid_subset or min(KID_SUBSET, len(images), len(reference.feats))
+    if "is" in names and extractor.has_logits:
+        feats, logits = extractor.features_and_logits(images, progress=progress)
+    else:
+        feats, logits = extractor.features(images, progress=progress), None
+    results = compute_metrics(names, reference, feats, logits, kid_subset_size=subset)
+    return {**results, "n": len(images), "n_reference": len(reference.feats), "kid_subset": subset if "kid" in names else None,
+            "protocol": {**sample_protocol, "reference": reference.protocol}}
+
+
+def evaluate_run(run: str | Path, names: tuple[str, ...], n: int = 2000, reference: str | None = None,
+                 extractor: FeatureExtractor | None = None, kid_subset: int | None = None, progress: bool = True) -> dict:
+    """Sample seeds 0..n-1 from a run's newest checkpoint (or a given one) and score them; writes eval.json."""
+    G, checkpoint = load_generator(run)
+    data = checkpoint.state["config"]["data"]
+    resolution, crop = checkpoint.architecture["resolution"], data["crop"]
+    extractor = extractor or FeatureExtractor()
+    if reference and reference.endswith(".npz"):
+        ref = load_reference(reference)
+    else:  # the run's own held-out split by default; a whole other source when one is named
+        dataset = open_dataset(reference or data["source"], resolution, crop, data["cache_dir"], progress=progress)
+        ref = reference_statistics(dataset, "all" if reference else "holdout", None, extractor, progress)
+    images = sample_seeds(G, range(n))
+    sample_protocol = {"samples": f"seeds 0-{n - 1} of {checkpoint.path.name}", "resolution": resolution, "crop": crop}
+    results = {"checkpoint": checkpoint.path.name, "step": checkpoint.state.get("step"),
+               **score(names, ref, images, extractor, sample_protocol, kid_subset, progress)}
+    run_dir = Path(run) if Path(run).is_dir() else checkpoint.path.parent.parent
+    _write_json(run_dir / "eval.json", results)
+    return results
+
+
+def evaluate_sources(samples: str, reference: str, names: tuple[str, ...], resolution: int = 64, crop: int | None = None,
+                     n: int | None = None, extractor: FeatureExtractor | None = None, kid_subset: int | None = None,
+                     cache_dir: str | None = None, progress: bool = True) -> dict:
+    """Two image sources (made elsewhere, or two real sets) through the same preparation, then scored."""
+    extractor = extractor or FeatureExtractor()
+    ref_data = open_dataset(reference, resolution, crop, cache_dir, progress=progress)
+    sample_data = open_dataset(samples, resolution, crop, cache_dir, progress=progress)
+    ref = reference_statistics(ref_data, "all", None, extractor, progress)
+    images = real_images(sample_data, "all", n)
+    sample_protocol = {"samples": sample_data.meta["source"], "resolution": resolution, "crop": crop}
+    return score(names, ref, images, extractor, sample_protocol, kid_subset, progress)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def format_results(results: dict) -> str:
+    """A small table of the figures a result holds."""
+    rows = [("FID", "fid"), ("KID", "kid"), ("KID std", "kid_std"), ("precision", "precision"), ("recall", "recall"),
+            ("Inception Score", "is")]
+    lines = [f"{label:16s} {results[key]:.4f}" for label, key in rows if results.get(key) is not None]
+    if results.get("is_unavailable"):
+        lines.append(f"{'Inception Score':16s} unavailable: {results['is_unavailable']}")
+    lines.append(f"{'n':16s} {results['n']} samples vs {results['n_reference']} reference images")
+    return "\n".join(lines)
