@@ -55,7 +55,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     cfg = _train_config(args)
     out = Path(args.out) if args.out else _free_run_dir(Path("runs") / (args.preset or "run"))
     train(cfg, out, resume=args.resume, progress=not args.quiet)
-    print(f"run written to {out}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        print(f"run written to {out}")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:

@@ -115,6 +115,7 @@ class TrainConfig:
     keep_checkpoints: int = 3  # older checkpoints are deleted
     kid_every: int = 0  # steps between quick KID checks against the held-out split (0 = off); the best is kept
     kid_samples: int = 500  # samples (and held-out images) per quick KID: a trend, not a final figure
+    sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over the global batch (CUDA only)
     device: str = "auto"  # auto: cuda, else mps, else cpu
     precision: str = "auto"  # auto: bf16 where the hardware has it, fp32 elsewhere (fp16 + GradScaler on CUDA if asked)
 

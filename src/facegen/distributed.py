@@ -32,6 +32,10 @@ class World:
         device_ids = [torch.device(self.device).index] if self.device.startswith("cuda") else None
         return DistributedDataParallel(module, device_ids=device_ids)
 
+    def barrier(self) -> None:
+        if self.size > 1:
+            dist.barrier()
+
     def close(self) -> None:
         if self.size > 1 and dist.is_initialized():
             dist.destroy_process_group()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -119,9 +120,16 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     if not resume and newest is not None:
         raise ValueError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
 
-    # Data.
+    if cfg.train.sync_batchnorm and world.size > 1 and runtime.device.type != "cuda":
+        raise ValueError("train.sync_batchnorm needs CUDA devices (torch refuses SyncBatchNorm on the CPU); set train.sync_batchnorm=false")
+
+    # Data: rank 0 builds a missing cache while the others wait, then everyone opens it.
+    if not world.is_main:
+        world.barrier()
     dataset = open_dataset(cfg.data.source, cfg.data.resolution, cfg.data.crop, cfg.data.cache_dir,
                            progress=progress and world.is_main)
+    if world.is_main:
+        world.barrier()
     loader = BatchLoader(dataset.images, dataset.split_indices(cfg.data.split), cfg.train.batch_size,
                          cfg.train.seed, world.rank, world.size)
     total_steps = cfg.train.steps or cfg.train.epochs * loader.steps_per_epoch
@@ -138,7 +146,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         G=torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g, betas=cfg.train.betas_g),
         scaler=runtime.grad_scaler(),
     )
-    noise = torch.Generator(runtime.device).manual_seed(cfg.train.seed + 1_000_003 * world.rank)
+    noise = torch.Generator(runtime.device)  # reseeded every step from (seed, step, rank)
     fixed_z = latents(PREVIEW_SEEDS, G.z_dim, G.z_dist)
     start = 0
     if resume:
@@ -147,9 +155,10 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
             net.load_state_dict(state.nets[role])
         opt.D.load_state_dict(state.state["optimizers"]["D"])
         opt.G.load_state_dict(state.state["optimizers"]["G"])
-        noise.set_state(state.state["rng"]["noise"])
         torch.set_rng_state(state.state["rng"]["torch"])
         start = state.state["step"]
+    if cfg.train.sync_batchnorm and world.size > 1:  # BatchNorm statistics over the global batch
+        G, D = (nn.SyncBatchNorm.convert_sync_batchnorm(net) for net in (G, D))
     G, D = world.wrap(G), world.wrap(D)
     label_noise, policy = losses.parse_label_noise(cfg.loss.label_noise), parse_policy(cfg.data.diffaugment)
 
@@ -168,7 +177,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         state = {
             "step": step, "epoch": step // loader.steps_per_epoch, "fixed_z": fixed_z, "config": cfg.to_dict(),
             "optimizers": {"D": opt.D.state_dict(), "G": opt.G.state_dict()},
-            "rng": {"noise": noise.get_state(), "torch": torch.get_rng_state()},
+            "rng": {"torch": torch.get_rng_state()},
         }
         raw = {role: distributed.unwrap(net).state_dict() for role, net in (("G", G), ("D", D), ("G_ema", G_ema)) if net is not None}
         path = out / "checkpoints" / (name or f"ckpt-{step:07d}.safetensors")
@@ -190,6 +199,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     step = start
     try:
         while step < total_steps:
+            noise.manual_seed(step_seed(cfg.train.seed, step, world.rank))
             x_real = to_float(loader.batch(step).to(runtime.device, non_blocking=True))
             stats = gan_step(
                 G, D, opt, x_real, lambda: latents_for_step(cfg.train.batch_size, G, noise, runtime.device), cfg.loss, label_noise,
@@ -268,6 +278,12 @@ class QuickKID:
         (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (self.run_dir / "checkpoints" / "best.json").write_text(json.dumps({"step": step, "kid": value}))
         return True
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The seed of one rank's draws at one step: like its batch, a pure function of (seed, step, rank), so a
+    resumed run (single-process or DDP) draws exactly what the uninterrupted run would have."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
 
 
 def latents_for_step(batch_size: int, G: nn.Module, noise: torch.Generator, device: torch.device) -> torch.Tensor:
