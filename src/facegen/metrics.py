@@ -63,9 +63,9 @@ class FeatureExtractor:
         with torch.inference_mode(), tqdm(total=len(images), unit="img", disable=not progress, leave=False) as bar:
             for start in range(0, len(images), self.batch_size):
                 x = torch.from_numpy(images[start:start + self.batch_size]).to(self.device)
-                x = x.permute(0, 3, 1, 2).float()  # (B, H, W, 3) uint8 -> (B, 3, H, W) float 0..255
-                x = resize_bilinear(x, INPUT_SIZE)  # -> (B, 3, 299, 299)
-                x = ((x - 128) / 128).contiguous(memory_format=torch.channels_last)
+                x = (x.permute(0, 3, 1, 2).float() - 128) / 128  # (B, H, W, 3) uint8 -> (B, 3, H, W) float
+                # Scaling before resizing is the same map (bilinear weights sum to 1) on the smaller image.
+                x = resize_bilinear(x, INPUT_SIZE).contiguous(memory_format=torch.channels_last)  # (B, 3, 299, 299)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                     f, l = self.net(x)  # (B, 2048), (B, 1008) or None
                 features.append(f.float().cpu().numpy())

@@ -269,7 +269,8 @@ class QuickKID:
             self.extractor = FeatureExtractor()
             self.reference = reference_statistics(self.dataset, "holdout", self.n, self.extractor, progress=False)
         feats = self.extractor.features(generate(G, latents(range(self.n), G.z_dim, G.z_dist)), progress=False)
-        value = kid(self.reference.feats, feats, subset_size=min(len(feats), len(self.reference.feats)))[0]
+        size = min(len(feats), len(self.reference.feats))  # both sets whole: one subset says it all
+        value = kid(self.reference.feats, feats, subsets=1, subset_size=size)[0]
         with open(metrics_path, "a") as f:
             f.write(json.dumps({"step": step, "kid": round(value, 6), "kid_samples": len(feats)}) + "\n")
         if value >= self.best:
