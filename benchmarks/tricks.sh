@@ -16,9 +16,10 @@ declare -A VARIANTS=(
   [instance_noise]="--set loss.instance_noise=0.125"
   [beta_label_noise]="--set loss.label_noise=beta(1,5)"
   [msggan]="--set model.family=msggan"
-  [best]="--set train.ema=0.999 --set data.diffaugment=color,translation"
+  [ema]="--set train.ema=0.999"
+  [ema_diffaugment]="--set train.ema=0.999 --set data.diffaugment=color,translation"
 )
-ORDER=(baseline g_steps2 instance_noise beta_label_noise msggan best)
+ORDER=(baseline g_steps2 instance_noise beta_label_noise msggan ema ema_diffaugment)
 
 mkdir -p "$OUT"
 for name in "${ORDER[@]}"; do

@@ -7,7 +7,7 @@ from torch import nn
 from facegen import losses, models
 from facegen.config import load_config
 from facegen.devices import resolve_runtime
-from facegen.train import Optimizers, gan_step, update_ema
+from facegen.train import Optimizers, ema_decay, gan_step, update_ema
 
 CPU = torch.device("cpu")
 
@@ -106,6 +106,16 @@ def test_ema_follows_its_decay():
     bn(torch.randn(8, 2))
     update_ema(bn_ema, bn, 0.99)
     assert torch.equal(bn_ema.running_mean, bn.running_mean)  # statistics are copied, not averaged
+
+
+def test_ema_decay_warms_up_then_holds():
+    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 90) == pytest.approx(0.91)
+    assert ema_decay(0.999, 10**6) == 0.999
+    weight_of_init, weight = 1.0, 1.0
+    for step in range(600):  # the initial weights' share after 600 warmed-up updates
+        weight_of_init *= ema_decay(0.999, step)
+        weight *= 0.999
+    assert weight_of_init < 0.01 < 0.5 < weight
 
 
 @pytest.mark.parametrize("override, message", [

@@ -52,6 +52,12 @@ def d_view(x: Images, policy: tuple[str, ...], sigma: float, noise: torch.Genera
     return losses.add_instance_noise(x, sigma, noise)
 
 
+def ema_decay(decay: float, step: int) -> float:
+    """The decay at a step, warmed up as (1 + t) / (10 + t) so that the random initial weights do not
+    dominate short runs (0.999 ** 600 would still give them 55 %)."""
+    return min(decay, (1 + step) / (10 + step))
+
+
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model for weights; BatchNorm statistics are copied."""
@@ -207,7 +213,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
                 sigma=losses.instance_noise_sigma(cfg.loss.instance_noise, step, cfg.loss.instance_noise_anneal_steps),
             )
             if G_ema is not None:
-                update_ema(G_ema, distributed.unwrap(G), cfg.train.ema)
+                update_ema(G_ema, distributed.unwrap(G), ema_decay(cfg.train.ema, step))
             step += 1
             bar.update()
 
