@@ -146,10 +146,6 @@ class Config:
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
 
-    def replace(self, section: str, **changes: Any) -> Config:
-        """A copy with some fields of one section changed (validated again)."""
-        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
-
 
 SECTIONS: dict[str, type] = typing.get_type_hints(Config)
 
