@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from facegen.checkpoint import load_generator
 from facegen.data import FaceDataset, open_dataset
+from facegen.files import write_text_atomic
 from facegen.metrics import FeatureExtractor, Reference, check_protocols, compute_metrics, load_reference, save_reference
 from facegen.sample import sample_seeds
 
@@ -80,7 +80,7 @@ def evaluate_run(run: str | Path, names: tuple[str, ...], n: int = 2000, referen
     results = {"checkpoint": checkpoint.path.name, "step": checkpoint.state.get("step"),
                **score(names, ref, images, extractor, sample_protocol, kid_subset, progress)}
     run_dir = Path(run) if Path(run).is_dir() else checkpoint.path.parent.parent
-    _write_json(run_dir / "eval.json", results)
+    write_text_atomic(run_dir / "eval.json", json.dumps(results, indent=1))
     return results
 
 
@@ -95,12 +95,6 @@ def evaluate_sources(samples: str, reference: str, names: tuple[str, ...], resol
     images = real_images(sample_data, "all", n)
     sample_protocol = {"samples": sample_data.meta["source"], "resolution": resolution, "crop": crop}
     return score(names, ref, images, extractor, sample_protocol, kid_subset, progress)
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def format_results(results: dict) -> str:

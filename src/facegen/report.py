@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from facegen.files import write_text_atomic
+
 ALWAYS_SHOWN = ("model.family", "data.resolution")  # the facts a reader needs even when they agree
 # eval.json key, column title, whether lower is better.
 QUALITY = (("fid", "FID", True), ("kid", "KID", True), ("precision", "precision", False),
@@ -39,13 +41,6 @@ def _save_figure(fig, out: Path, **savefig) -> Path:
     plt.close(fig)
     os.replace(tmp, out)
     return out
-
-
-def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 def _series(records: list[dict], key: str) -> tuple[list, list]:
@@ -370,4 +365,4 @@ def compare_runs(runs: list[Path], out: Path, seeds: Sequence[int] = range(64),
 {"".join(f'<p><img class="curve" src="{quote(c.name)}" alt="{e(c.stem)}"></p>' for c in curves)}
 </body></html>
 """
-    return _write_text(out / "index.html", page)
+    return write_text_atomic(out / "index.html", page)
