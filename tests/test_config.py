@@ -5,7 +5,7 @@ from facegen.config import Config, config_from_dict, load_config, preset_names
 
 def test_defaults_are_the_canonical_recipe():
     cfg = Config()
-    assert (cfg.data.resolution, cfg.model.z_dim, cfg.train.batch_size, cfg.train.lr_d, cfg.train.betas_d) == (64, 100, 128, 2e-4, (0.5, 0.999))
+    assert (cfg.data.resolution, cfg.model.architecture()["z_dim"], cfg.train.batch_size, cfg.train.lr_d, cfg.train.betas_d) == (64, 100, 128, 2e-4, (0.5, 0.999))
 
 
 def test_every_preset_loads():

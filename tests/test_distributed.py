@@ -30,17 +30,17 @@ from pathlib import Path
 import torch
 
 import facegen.train as T
-from facegen import distributed
+from facegen import distributed, steps
 from facegen.cli import main
 from facegen.images import to_uint8
 
 seen = {"x": [], "checkpoints": 0, "previews": 0}
-gan_step, save_checkpoint, save_grid = T.gan_step, T.ckpt.save, T.save_grid
+gan_step, save_checkpoint, save_grid = steps.STEPS["dcgan"], T.ckpt.save, T.save_grid
 
-def spy_step(G, D, opt, x_real, *args, **kwargs):
-    seen["G"], seen["D"] = distributed.unwrap(G), distributed.unwrap(D)
+def spy_step(nets, opt, x_real, ctx):
+    seen["G"], seen["D"] = distributed.unwrap(nets["G"]), distributed.unwrap(nets["D"])
     seen["x"].append(torch.from_numpy(to_uint8(x_real)))
-    return gan_step(G, D, opt, x_real, *args, **kwargs)
+    return gan_step(nets, opt, x_real, ctx)
 
 def spy_save(*args, **kwargs):
     seen["checkpoints"] += 1
@@ -50,7 +50,7 @@ def spy_grid(*args, **kwargs):
     seen["previews"] += 1
     return save_grid(*args, **kwargs)
 
-T.gan_step, T.ckpt.save, T.save_grid = spy_step, spy_save, spy_grid
+steps.STEPS["dcgan"], T.ckpt.save, T.save_grid = spy_step, spy_save, spy_grid
 code = main(sys.argv[1:])
 dump = {"G": seen["G"].state_dict(), "D": seen["D"].state_dict(), "x": seen["x"],
         "checkpoints": seen["checkpoints"], "previews": seen["previews"]}

@@ -24,21 +24,24 @@ def test_every_preset_trains_two_steps(preset, sources, tmp_path):
     out = train(cfg, tmp_path / "run", progress=False)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["step"] == 2
-    assert {"loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake", "img_per_s", "epoch"} <= set(records[-1])
+    gan_keys, vae_keys = {"loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake"}, {"recon", "kl"}
+    expected = {"dcgan": gan_keys, "msggan": gan_keys, "vae": vae_keys | {"loss"}, "vaegan": gan_keys | vae_keys}[cfg.model.family]
+    assert expected | {"img_per_s", "epoch"} <= set(records[-1])
     loaded = ckpt.load(out)
     assert loaded.architecture["resolution"] == cfg.data.resolution and loaded.state["step"] == 2
     assert (out / "training.png").is_file() and list((out / "previews").glob("*.png"))
     assert json.loads((out / "config.json").read_text())["train"]["steps"] == 2
 
 
-@pytest.mark.parametrize("preset", ["dcgan32", "dcgan56-dense"])  # the second draws dropout from the global RNG
+@pytest.mark.parametrize("preset", ["dcgan32", "dcgan56-dense", "vae64", "vaegan64"])  # dcgan56-dense draws dropout from the global RNG
 def test_resume_continues_weight_for_weight(preset, celeba_dir, tmp_path):
     overrides = [f"data.source={celeba_dir}", *TINY, "train.checkpoint_every=10", "train.log_every=5"]
     straight = train(load_config(preset, overrides=[*overrides, "train.steps=20"]), tmp_path / "a", progress=False)
     train(load_config(preset, overrides=[*overrides, "train.steps=10"]), tmp_path / "b", progress=False)
     resumed = train(load_config(preset, overrides=[*overrides, "train.steps=20"]), tmp_path / "b", resume=True, progress=False)
     a, b = ckpt.load(straight), ckpt.load(resumed)
-    for role in ("G", "D"):
+    assert set(a.nets) == set(b.nets)
+    for role in a.nets:
         for key, value in a.nets[role].items():
             assert torch.equal(value, b.nets[role][key]), f"{role}.{key}"
     assert a.state["optimizers"]["G"]["state"][0]["exp_avg"].equal(b.state["optimizers"]["G"]["state"][0]["exp_avg"])
@@ -84,3 +87,22 @@ def test_ema_generator_is_saved_and_sampled(celeba_dir, tmp_path):
     assert set(loaded.nets) == {"G", "D", "G_ema"}
     assert torch.equal(G.state_dict()["net.0.2.weight"], loaded.nets["G_ema"]["net.0.2.weight"])
     assert not torch.equal(loaded.nets["G"]["net.0.2.weight"], loaded.nets["G_ema"]["net.0.2.weight"])
+
+
+def test_encoder_models_preview_reconstructions(celeba_dir, tmp_path):
+    cfg = load_config("vae64", overrides=[f"data.source={celeba_dir}", *TINY, "train.steps=2"])
+    out = train(cfg, tmp_path / "run", progress=False)
+    assert (out / "previews" / "recon-0000002.png").is_file() and (out / "previews" / "step-0000002.png").is_file()
+    assert set(ckpt.load(out).nets) == {"E", "G"}
+
+
+def test_wall_clock_budget_stops_cleanly_and_counts_across_resumes(celeba_dir, tmp_path, capsys):
+    overrides = [f"data.source={celeba_dir}", *TINY, "train.steps=100000", "train.checkpoint_every=100000"]
+    out = train(load_config("dcgan32", overrides=[*overrides, "train.minutes=0.02"]), tmp_path / "run", progress=False)
+    first = ckpt.load(out).state
+    assert 0 < first["step"] < 100000 and first["train_seconds"] >= 1.2
+    assert "wall-clock budget reached" in capsys.readouterr().out
+    assert list((out / "previews").glob("*.png"))  # the final preview is drawn too
+    # The budget is the run's, not the process's: resuming with the same budget trains at most a step more.
+    resumed = train(load_config("dcgan32", overrides=[*overrides, "train.minutes=0.02"]), out, resume=True, progress=False)
+    assert ckpt.load(resumed).state["step"] <= first["step"] + 1

@@ -7,7 +7,8 @@ from torch import nn
 from facegen import losses, models
 from facegen.config import load_config
 from facegen.devices import resolve_runtime
-from facegen.train import Optimizers, ema_decay, gan_step, update_ema
+from facegen.steps import Optimizers, StepContext, gan_step
+from facegen.train import ema_decay, update_ema
 
 CPU = torch.device("cpu")
 
@@ -65,14 +66,16 @@ def _step(g_steps=1, sigma=0.0, label_noise="none", policy=()):
     torch.manual_seed(0)
     nets = models.build("dcgan", resolution=32, base_channels=4)
     G, D = Recorder(nets["G"]), Recorder(nets["D"])
-    opt = Optimizers(torch.optim.Adam(D.parameters()), torch.optim.Adam(G.parameters()), resolve_runtime("cpu", "fp32").grad_scaler())
+    opt = Optimizers({"D": torch.optim.Adam(D.parameters()), "G": torch.optim.Adam(G.parameters())}, resolve_runtime("cpu", "fp32").grad_scaler())
     steps = {"D": 0, "G": 0}
     opt.D.register_step_post_hook(lambda *_: steps.__setitem__("D", steps["D"] + 1))
     opt.G.register_step_post_hook(lambda *_: steps.__setitem__("G", steps["G"] + 1))
     x_real = torch.rand(4, 3, 32, 32) * 2 - 1
     gen = torch.Generator().manual_seed(0)
-    gan_step(G, D, opt, x_real, lambda: torch.randn(4, 100, generator=gen), load_config().loss, losses.parse_label_noise(label_noise),
-             g_steps=g_steps, sigma=sigma, policy=policy, noise=torch.Generator().manual_seed(1), runtime=resolve_runtime("cpu", "fp32"))
+    ctx = StepContext(load_config().loss, resolve_runtime("cpu", "fp32"), torch.Generator().manual_seed(1),
+                      lambda: torch.randn(4, 100, generator=gen), label_noise=losses.parse_label_noise(label_noise),
+                      g_steps=g_steps, sigma=sigma, policy=policy)
+    gan_step({"G": G, "D": D}, opt, x_real, ctx)
     return G, D, x_real, steps
 
 

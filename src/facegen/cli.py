@@ -39,9 +39,12 @@ def _train_config(args: argparse.Namespace):
     from facegen.train import load_run_config
 
     length = [f"train.steps={args.steps}"] if args.steps else [f"train.epochs={args.epochs}", "train.steps=none"] if args.epochs else []
+    if args.minutes is not None:
+        length.append(f"train.minutes={args.minutes}")
     if args.resume:
         if args.preset or args.config or args.data or args.set:
-            raise ValueError("--resume continues a run with its saved config; drop --preset/--config/--data/--set (only --steps/--epochs may change)")
+            raise ValueError("--resume continues a run with its saved config; drop --preset/--config/--data/--set "
+                             "(only --steps/--epochs/--minutes may change)")
         if args.out is None:
             raise ValueError("--resume needs --out RUN_DIR, the run to continue")
         return config_from_dict(load_run_config(args.out).to_dict(), length)
@@ -185,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="total D steps (overrides epochs)")
     length.add_argument("--epochs", type=int, help="passes over the training split")
+    p.add_argument("--minutes", type=float, help="wall-clock budget (summed over resumes); stops at it or at --steps/--epochs, "
+                                                  "whichever comes first")
     p.add_argument("--out", help="run directory (default runs/PRESET, never overwriting)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -16,13 +16,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from facegen.losses import LOSS_KINDS, parse_label_noise
+from facegen import models
+from facegen.losses import LOSS_KINDS, RECON_KINDS, parse_label_noise
 from facegen.models import SUPPORTED_RESOLUTIONS
 
 SPLITS = ("train", "holdout", "all")
 Z_DISTS = ("normal", "uniform")
 ACTIVATIONS = ("relu", "leaky_relu")
-GAN_FAMILIES = ("dcgan", "msggan")
+FAMILIES = ("dcgan", "msggan", "vae", "vaegan")
+VAE_FAMILIES = ("vae", "vaegan")  # the families with an encoder
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -59,18 +61,20 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    family: str = "dcgan"  # dcgan, or msggan: G emits every scale and D takes each in (Karnewar & Wang 2019)
-    z_dim: int = 100  # Radford et al.
+    family: str = "dcgan"  # dcgan; msggan (Karnewar & Wang 2019); vae (Kingma & Welling 2014); vaegan (Larsen et al. 2016)
+    z_dim: int | None = None  # None: the family's default, 100 for GANs (Radford et al.), 128 for VAEs
     z_dist: str = "normal"  # normal N(0, 1) or uniform U(-1, 1), the paper's choice
     base_channels: int = 64  # channels of G's last and D's first block, doubled per level (ngf = ndf = 64)
     g_activation: str = "relu"  # the paper's G; the 56 px report uses leaky_relu
     dense: bool = False  # the 56 px report: dense projection of z in G and a dense head in D
     dropout: float = 0.0  # Dropout after every block of both nets; 0.5 in the 56 px report
     spectral_norm: bool = False  # spectral normalisation of every D layer (Miyato et al. 2018)
+    feature_layer: int | None = None  # vaegan: D's conv whose pre-BatchNorm output measures reconstructions; None: the 8x8 one (Larsen)
 
     def __post_init__(self) -> None:
-        _choice("model.family", self.family, GAN_FAMILIES)
-        _positive("model.z_dim", self.z_dim)
+        _choice("model.family", self.family, FAMILIES)
+        if self.z_dim is not None:
+            _positive("model.z_dim", self.z_dim)
         _choice("model.z_dist", self.z_dist, Z_DISTS)
         _positive("model.base_channels", self.base_channels)
         _choice("model.g_activation", self.g_activation, ACTIVATIONS)
@@ -78,8 +82,10 @@ class ModelConfig:
             raise ValueError(f"model.dropout = {self.dropout} must be in [0, 1)")
 
     def architecture(self) -> dict[str, Any]:
-        """The constructor arguments of the family's networks (everything but the family name)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "family"}
+        """The family's constructor arguments: the keys it takes, None filled in with its own default."""
+        defaults = models.parameters(self.family)
+        values = dataclasses.asdict(self)
+        return {k: default if values[k] is None else values[k] for k, default in defaults.items() if k in values}
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,12 @@ class LossConfig:
     label_noise: str = "none"  # D's targets: beta(a,b) (1,5 in the 32 px report), smooth(p), flip(p) or none
     instance_noise: float = 0.0  # sigma of Gaussian noise on D's real and fake inputs; 0.125 in the 32 px report
     instance_noise_anneal_steps: int = 0  # anneal sigma linearly to 0 over this many steps; 0 keeps it constant
+    recon: str = "mse"  # VAEs: per-image sum of mse, l1 or bce over pixels ("pixel" = mse); dis_feature: D's features (vaegan)
+    beta: float = 1.0  # weight of the KL term against the per-image reconstruction sum (README: what 1 means)
+    kl_warmup_steps: int = 0  # KL weight rises linearly from 0 to beta over this many steps; 0 = beta from the start
+    gamma: float = 1.0  # vaegan: weight of the reconstruction error against the GAN loss in the decoder's update (Larsen)
+    equilibrium: float = 0.0  # vaegan: Larsen's gating around this D loss (0.68 in his code); 0 = off
+    equilibrium_margin: float = 0.35  # vaegan: skip D's update below equilibrium - margin, G's GAN term above + margin
 
     def __post_init__(self) -> None:
         _choice("loss.kind", self.kind, LOSS_KINDS)
@@ -95,6 +107,9 @@ class LossConfig:
             raise ValueError(f"loss.label_noise = {self.label_noise!r} needs a BCE loss; set loss.kind=bce or minimax, or drop the label noise")
         _positive("loss.instance_noise", self.instance_noise, allow_zero=True)
         _positive("loss.instance_noise_anneal_steps", self.instance_noise_anneal_steps, allow_zero=True)
+        _choice("loss.recon", self.recon, RECON_KINDS)
+        for name in ("beta", "kl_warmup_steps", "gamma", "equilibrium", "equilibrium_margin"):
+            _positive(f"loss.{name}", getattr(self, name), allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,7 @@ class TrainConfig:
     batch_size: int = 128  # Radford et al.
     epochs: int = 5  # passes over the split; ignored when steps is set
     steps: int | None = None  # total optimizer steps of D; overrides epochs
+    minutes: float | None = None  # wall-clock budget of training (summed over resumes); stops at whichever of this and steps/epochs comes first
     lr_d: float = 2e-4  # Radford et al.
     lr_g: float = 2e-4  # Radford et al.
     betas_d: tuple[float, float] = (0.5, 0.999)  # beta1 0.5 steadies training (Radford et al.)
@@ -125,6 +141,8 @@ class TrainConfig:
         _positive("train.kid_every", self.kid_every, allow_zero=True)
         if self.steps is not None:
             _positive("train.steps", self.steps)
+        if self.minutes is not None:
+            _positive("train.minutes", self.minutes)
         _positive("train.g_steps", self.g_steps)
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"train.ema = {self.ema} must be a decay in [0, 1), e.g. 0.999 (0 turns the EMA off)")
@@ -143,11 +161,33 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        for (section, name), families in FAMILY_ONLY.items():
+            value = getattr(getattr(self, section), name)
+            if self.model.family not in families and value != FIELD_DEFAULTS[section, name]:
+                raise ValueError(f"{section}.{name} = {value!r} does not apply to model.family = {self.model.family}, only to "
+                                 f"{', '.join(families)}; drop the setting or change the family")
+        if self.loss.recon == "dis_feature" and self.model.family != "vaegan":
+            raise ValueError("loss.recon = dis_feature needs a discriminator; use model.family=vaegan, or mse, l1 or bce")
+
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
 
 
 SECTIONS: dict[str, type] = typing.get_type_hints(Config)
+FIELD_DEFAULTS = {(section, f.name): f.default for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+GANS = ("dcgan", "msggan", "vaegan")  # the families with a discriminator
+# Settings that only some families use: a non-default value for another family is an error, not silently ignored.
+FAMILY_ONLY: dict[tuple[str, str], tuple[str, ...]] = {
+    ("model", "z_dist"): ("dcgan", "msggan"), ("model", "dense"): ("dcgan", "msggan"), ("model", "dropout"): ("dcgan", "msggan"),
+    ("model", "spectral_norm"): GANS, ("model", "feature_layer"): ("vaegan",),
+    ("loss", "kind"): GANS, ("loss", "label_noise"): GANS,
+    ("loss", "instance_noise"): ("dcgan", "msggan"), ("loss", "instance_noise_anneal_steps"): ("dcgan", "msggan"),
+    ("loss", "recon"): VAE_FAMILIES, ("loss", "beta"): VAE_FAMILIES, ("loss", "kl_warmup_steps"): VAE_FAMILIES,
+    ("loss", "gamma"): ("vaegan",), ("loss", "equilibrium"): ("vaegan",), ("loss", "equilibrium_margin"): ("vaegan",),
+    ("train", "g_steps"): ("dcgan", "msggan"), ("data", "diffaugment"): ("dcgan", "msggan"),
+    ("train", "lr_d"): GANS, ("train", "betas_d"): GANS,
+}
 
 
 def preset_names() -> list[str]:

@@ -36,6 +36,14 @@ class World:
         if self.size > 1:
             dist.barrier()
 
+    def any(self, flag: bool) -> bool:
+        """True on every rank when it is true on one, so that all ranks stop at the same step."""
+        if self.size == 1:
+            return flag
+        value = torch.tensor([float(flag)], device=self.device if self.device.startswith("cuda") else "cpu")
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
     def close(self) -> None:
         if self.size > 1 and dist.is_initialized():
             dist.destroy_process_group()
@@ -54,6 +62,15 @@ def init() -> World:
     if not dist.is_initialized():
         dist.init_process_group(backend)
     return World(rank, size, device)
+
+
+def average_gradients(params: list[nn.Parameter]) -> None:
+    """Average .grad across ranks, for steps that take gradients without DDP's backward hooks."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    for p in params:
+        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+        p.grad.div_(dist.get_world_size())
 
 
 def unwrap(module: nn.Module) -> nn.Module:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 LOSS_KINDS = ("bce", "minimax", "hinge")
+RECON_KINDS = ("mse", "l1", "bce", "pixel", "dis_feature")  # pixel = mse; dis_feature = squared error of D's features
 
 
 @dataclass(frozen=True)
@@ -53,23 +54,25 @@ def _checked(noise: LabelNoise) -> LabelNoise:
     return noise
 
 
-def d_targets(n: int, noise: LabelNoise, generator: torch.Generator | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Targets (real, fake) for D's BCE: 1 and 0, softened as `noise` says.
+def d_targets(n: int, noise: LabelNoise, generator: torch.Generator | None, device: torch.device,
+              n_fake: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Targets (real (n,), fake (n_fake or n,)) for D's BCE: 1 and 0, softened as `noise` says.
 
     beta(a,b) subtracts a Beta draw from the real target and adds one to the fake target (the 32 px
     report, after Salimans et al.); smooth(p) is one-sided smoothing (real = 1 - p); flip(p) swaps
-    each label with probability p.
+    each label with probability p. One uniform draw per target, reals first.
     """
-    ones, zeros = torch.ones(n, device=device), torch.zeros(n, device=device)
+    n_fake = n if n_fake is None else n_fake
+    ones, zeros = torch.ones(n, device=device), torch.zeros(n_fake, device=device)
     if noise.kind == "beta":  # inverse CDF of uniform draws: exact Beta samples from the step's generator
-        u = torch.rand(2, n, generator=generator, device=device).cpu().double().numpy()
+        u = torch.rand(n + n_fake, generator=generator, device=device).cpu().double().numpy()
         draws = torch.from_numpy(scipy.special.betaincinv(noise.a, noise.b, u)).float().to(device)
-        return ones - draws[0], zeros + draws[1]
+        return ones - draws[:n], zeros + draws[n:]
     if noise.kind == "smooth":
         return ones - noise.a, zeros
     if noise.kind == "flip":
-        flips = torch.rand(2, n, generator=generator, device=device) < noise.a
-        return torch.where(flips[0], zeros, ones), torch.where(flips[1], ones, zeros)
+        flips = torch.rand(n + n_fake, generator=generator, device=device) < noise.a
+        return torch.where(flips[:n], 0.0, ones), torch.where(flips[n:], 1.0, zeros)
     return ones, zeros
 
 
@@ -79,7 +82,7 @@ def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "bc
     real_logits, fake_logits = real_logits.float(), fake_logits.float()
     if kind == "hinge":
         return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
-    real_target, fake_target = d_targets(len(real_logits), label_noise, generator, real_logits.device)
+    real_target, fake_target = d_targets(len(real_logits), label_noise, generator, real_logits.device, len(fake_logits))
     return (F.binary_cross_entropy_with_logits(real_logits, real_target)
             + F.binary_cross_entropy_with_logits(fake_logits, fake_target))
 
@@ -106,3 +109,58 @@ def add_instance_noise(x: torch.Tensor, sigma: float, generator: torch.Generator
     if sigma <= 0:
         return x
     return x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+# VAE terms. Every term is summed over an image's pixels (or latent dimensions, or features) and
+# averaged over the batch, so beta = 1 is the ELBO of a Gaussian decoder (see README).
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per image, summed over z and averaged over the batch."""
+    mu, logvar = mu.float(), logvar.float()
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1).mean()
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """Per-image sum over pixels of images in [-1, 1], averaged over the batch.
+
+    mse (= pixel): squared error; l1: absolute error; bce: Bernoulli cross-entropy of the intensities
+    mapped to [0, 1] (the decoder's tanh output read as a probability).
+    """
+    x_hat, x = x_hat.float(), x.float()
+    if kind in ("mse", "pixel"):
+        error = (x_hat - x).pow(2)
+    elif kind == "l1":
+        error = (x_hat - x).abs()
+    elif kind == "bce":
+        error = F.binary_cross_entropy(((x_hat + 1) / 2).clamp(1e-6, 1 - 1e-6), (x + 1) / 2, reduction="none")
+    else:
+        raise ValueError(f"loss.recon = {kind!r} is not a pixel loss; choose one of mse, l1, bce")
+    return error.flatten(1).sum(dim=1).mean()
+
+
+def feature_loss(features_hat: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Larsen et al.'s learned similarity: 0.5 * sum (D_l(x~) - D_l(x))^2 per image, averaged over the batch."""
+    return 0.5 * (features_hat.float() - features.float()).pow(2).flatten(1).sum(dim=1).mean()
+
+
+def kl_weight(beta: float, step: int, warmup_steps: int = 0) -> float:
+    """beta, ramped linearly from 0 over the first warmup_steps steps (Bowman et al. 2016)."""
+    if warmup_steps <= 0:
+        return beta
+    return beta * min(1.0, step / warmup_steps)
+
+
+def equilibrium_gates(real_loss: float, fake_loss: float, equilibrium: float, margin: float) -> tuple[bool, bool]:
+    """(update D, keep G's GAN term) by Larsen et al.'s rule on D's BCE of reals and fakes.
+
+    D skips its update when it is far ahead (either loss below equilibrium - margin); G's GAN term is
+    skipped when D is far behind (either loss above equilibrium + margin); never both. 0 turns it off.
+    """
+    if equilibrium <= 0:
+        return True, True
+    train_d = not (real_loss < equilibrium - margin or fake_loss < equilibrium - margin)
+    train_g = not (real_loss > equilibrium + margin or fake_loss > equilibrium + margin)
+    if not (train_d or train_g):
+        return True, True
+    return train_d, train_g

@@ -23,6 +23,16 @@ ALWAYS_SHOWN = ("model.family", "data.resolution")  # the facts a reader needs e
 QUALITY = (("fid", "FID", True), ("kid", "KID", True), ("precision", "precision", False),
            ("recall", "recall", False), ("is", "IS", False))
 OPTIONAL_QUALITY = ("is",)  # shown only when some run has it
+# Overlaid curves of the compare page, each drawn when some run logged its keys.
+OVERLAYS = ((("loss_d", "loss_g"), "GAN losses", "loss", "curves-loss.png"),
+            (("d_real", "d_fake"), "mean D output (sigmoid of logits)", "D(x)", "curves-d.png"),
+            (("recon",), "reconstruction error (per image)", "error", "curves-recon.png"),
+            (("kl",), "KL divergence (per image)", "nats", "curves-kl.png"),
+            (("kid",), "KID during training (quick checks)", "KID", "curves-kid.png"))
+# Panels of training.png, each drawn when the run logged any of its keys (GANs, VAEs and VAE-GANs log different ones).
+TRAINING_PANELS = (("GAN loss", ("loss_d", "loss_g")), ("mean D output", ("d_real", "d_fake")),
+                   ("D accuracy", ("acc_real", "acc_fake")), ("reconstruction error", ("recon",)), ("KL", ("kl",)),
+                   ("KID (quick check)", ("kid",)))
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -52,17 +62,16 @@ def _series(records: list[dict], key: str) -> tuple[list, list]:
 def plot_training(metrics_path: str | Path, out: str | Path) -> Path | None:
     """Losses, mean D outputs, D accuracy (and KID checks, if any) against step, in one PNG (written atomically)."""
     records = read_metrics(metrics_path)
-    panels = [("loss", ("loss_d", "loss_g")), ("mean D output", ("d_real", "d_fake")), ("D accuracy", ("acc_real", "acc_fake"))]
-    if any("kid" in r for r in records):
-        panels.append(("KID (quick check)", ("kid",)))
-    if not any(_series(records, key)[0] for _, keys in panels for key in keys):
+    panels = [(title, keys) for title, keys in TRAINING_PANELS if any(_series(records, key)[0] for key in keys)]
+    if not panels:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(13 / 3 * len(panels), 3.4))
+    fig, axes = plt.subplots(1, len(panels), figsize=(13 / 3 * len(panels), 3.4), squeeze=False)
+    axes = axes[0]
     for ax, (title, keys) in zip(axes, panels):
         for key in keys:
             ax.plot(*_series(records, key), label=key, linewidth=1, marker="o" if key == "kid" else None, markersize=3)
@@ -340,10 +349,9 @@ def compare_runs(runs: list[Path], out: Path, seeds: Sequence[int] = range(64),
             seconds[run.name] = (estimate, False)
 
     # Curves.
-    curves = [_plot_overlay(opened, ("loss_d", "loss_g"), "losses", "loss", out / "curves-loss.png"),
-              _plot_overlay(opened, ("d_real", "d_fake"), "mean D output (sigmoid of logits)", "D(x)", out / "curves-d.png")]
-    if any("kid" in r for run in opened for r in run.records):
-        curves.append(_plot_overlay(opened, ("kid",), "KID during training (quick checks)", "KID", out / "curves-kid.png"))
+    logged = {key for run in opened for r in run.records for key in r}
+    curves = [_plot_overlay(opened, keys, title, ylabel, out / name) for keys, title, ylabel, name in OVERLAYS
+              if logged.intersection(keys)]
 
     e = html.escape
     run_list = "".join(f"<li><b>{e(r.name)}</b>: {e(str(r.path))} ({e(r.checkpoint.name)})</li>" for r in opened)

@@ -1,12 +1,10 @@
-"""The training loop: one function in paragraphs, and one small update step per model family."""
+"""The training loop: one function in paragraphs that never learns which family it trains (see steps.py)."""
 
 from __future__ import annotations
 
 import copy
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,41 +13,16 @@ from torch import nn
 from tqdm import tqdm
 
 from facegen import checkpoint as ckpt
-from facegen import distributed, losses, models, report
-from facegen.augment import diff_augment, parse_policy
-from facegen.config import Config, LossConfig, config_from_dict
+from facegen import distributed, encoding, losses, models, report, steps
+from facegen.augment import parse_policy
+from facegen.config import Config, config_from_dict
 from facegen.data import BatchLoader, FaceDataset, open_dataset
-from facegen.devices import Runtime, resolve_runtime
-from facegen.models.msggan import pyramid
-from facegen.images import save_grid, to_float
+from facegen.devices import resolve_runtime
+from facegen.images import save_grid, save_image, to_float
 from facegen.sample import generate, latents
 
-PREVIEW_SEEDS = range(64)
-BEST_CHECKPOINT = "best.safetensors"  # the lowest quick KID so far; not counted among the rolling checkpoints  # previews show the same faces as `facegen sample --seeds 0-63`
-
-
-@dataclass
-class Optimizers:
-    D: torch.optim.Optimizer
-    G: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-
-
-Images = torch.Tensor | list[torch.Tensor]  # one batch, or MSG-GAN's scales from coarsest to finest
-
-
-def _detach(x: Images) -> Images:
-    return [s.detach() for s in x] if isinstance(x, list) else x.detach()
-
-
-def d_view(x: Images, policy: tuple[str, ...], sigma: float, noise: torch.Generator) -> Images:
-    """What D sees of a batch: DiffAugment (one draw per sample, shared by its scales), then instance
-    noise of the same sigma at every scale; the same for real and fake."""
-    if policy:
-        x = diff_augment(x, policy, noise)
-    if isinstance(x, list):
-        return [losses.add_instance_noise(scale, sigma, noise) for scale in x]
-    return losses.add_instance_noise(x, sigma, noise)
+PREVIEW_SEEDS = range(64)  # previews show the same faces as `facegen sample --seeds 0-63`
+BEST_CHECKPOINT = "best.safetensors"  # the lowest quick KID so far; not counted among the rolling checkpoints
 
 
 def ema_decay(decay: float, step: int) -> float:
@@ -65,47 +38,6 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.lerp_(p, 1.0 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
-
-
-def gan_step(G: nn.Module, D: nn.Module, opt: Optimizers, x_real: torch.Tensor, draw_z: Callable[[], torch.Tensor],
-             loss: LossConfig, label_noise: losses.LabelNoise, *, g_steps: int, sigma: float, policy: tuple[str, ...],
-             noise: torch.Generator, runtime: Runtime) -> dict[str, torch.Tensor]:
-    """One D update, then g_steps G updates (Goodfellow et al. Alg. 1); returns detached statistics."""
-    raw_D = distributed.unwrap(D)
-
-    # Update D. A multi-scale G's fakes are a pyramid, so the reals become one the same way.
-    with runtime.autocast():
-        x_fake = G(draw_z())
-        if isinstance(x_fake, list):
-            x_real = pyramid(x_real)
-        real_logits = D(d_view(x_real, policy, sigma, noise))
-        fake_logits = D(d_view(_detach(x_fake), policy, sigma, noise))
-    loss_d = losses.d_loss(real_logits, fake_logits, loss.kind, label_noise, noise)
-    opt.D.zero_grad(set_to_none=True)
-    opt.scaler.scale(loss_d).backward()
-    opt.scaler.step(opt.D)
-
-    # Update G; the first update reuses the fakes D just saw. D is frozen: its weight gradients are
-    # not needed (a third of its backward pass saved), and it runs unwrapped so that DDP does not
-    # wait for gradients that never come.
-    raw_D.requires_grad_(False)
-    for i in range(g_steps):
-        with runtime.autocast():
-            if i:
-                x_fake = G(draw_z())
-            loss_g = losses.g_loss(raw_D(d_view(x_fake, policy, sigma, noise)), loss.kind)
-        opt.G.zero_grad(set_to_none=True)
-        opt.scaler.scale(loss_g).backward()
-        opt.scaler.step(opt.G)
-    raw_D.requires_grad_(True)
-    opt.scaler.update()
-
-    real_logits, fake_logits = real_logits.detach().float(), fake_logits.detach().float()
-    return {
-        "loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
-        "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean(),
-        "acc_real": (real_logits > 0).float().mean(), "acc_fake": (fake_logits < 0).float().mean(),
-    }
 
 
 def load_run_config(run_dir: Path) -> Config:
@@ -139,34 +71,39 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     loader = BatchLoader(dataset.images, dataset.split_indices(cfg.data.split), cfg.train.batch_size,
                          cfg.train.seed, world.rank, world.size)
     total_steps = cfg.train.steps or cfg.train.epochs * loader.steps_per_epoch
+    budget_s = cfg.train.minutes * 60 if cfg.train.minutes else float("inf")
 
-    # Models, optimizers, noise.
+    # Models, optimizers, noise. Every network of the family trains; D at lr_d, the others at lr_g.
     torch.manual_seed(cfg.train.seed)
     architecture = {"resolution": dataset.resolution, **cfg.model.architecture()}
     nets = {role: runtime.prepare(net) for role, net in models.build(cfg.model.family, **architecture).items()}
-    if cfg.train.ema:
-        nets["G_ema"] = copy.deepcopy(nets["G"]).requires_grad_(False)
-    G, D, G_ema = nets["G"], nets["D"], nets.get("G_ema")
-    opt = Optimizers(
-        D=torch.optim.Adam(D.parameters(), lr=cfg.train.lr_d, betas=cfg.train.betas_d),
-        G=torch.optim.Adam(G.parameters(), lr=cfg.train.lr_g, betas=cfg.train.betas_g),
-        scaler=runtime.grad_scaler(),
+    opt = steps.Optimizers(
+        {role: torch.optim.Adam(net.parameters(), **({"lr": cfg.train.lr_d, "betas": cfg.train.betas_d} if role == "D" else
+                                                      {"lr": cfg.train.lr_g, "betas": cfg.train.betas_g}))
+         for role, net in nets.items()},
+        runtime.grad_scaler(),
     )
+    G_ema = copy.deepcopy(nets["G"]).requires_grad_(False) if cfg.train.ema else None
     noise = torch.Generator(runtime.device)  # reseeded every step from (seed, step, rank)
-    fixed_z = latents(PREVIEW_SEEDS, G.z_dim, G.z_dist)
-    start = 0
+    fixed_z = latents(PREVIEW_SEEDS, nets["G"].z_dim, nets["G"].z_dist)
+    start, seconds_before = 0, 0.0
     if resume:
         state = ckpt.load(newest)
-        for role, net in nets.items():
+        for role, net in [*nets.items(), *([("G_ema", G_ema)] if G_ema is not None else [])]:
             net.load_state_dict(state.nets[role])
-        opt.D.load_state_dict(state.state["optimizers"]["D"])
-        opt.G.load_state_dict(state.state["optimizers"]["G"])
+        for role, adam in opt.adam.items():
+            adam.load_state_dict(state.state["optimizers"][role])
         torch.set_rng_state(state.state["rng"]["torch"])
-        start = state.state["step"]
+        start, seconds_before = state.state["step"], state.state.get("train_seconds", 0.0)
     if cfg.train.sync_batchnorm and world.size > 1:  # BatchNorm statistics over the global batch
-        G, D = (nn.SyncBatchNorm.convert_sync_batchnorm(net) for net in (G, D))
-    G, D = world.wrap(G), world.wrap(D)
+        nets = {role: nn.SyncBatchNorm.convert_sync_batchnorm(net) for role, net in nets.items()}
+    nets = {role: world.wrap(net) for role, net in nets.items()}
+    update = steps.STEPS[cfg.model.family]
     label_noise, policy = losses.parse_label_noise(cfg.loss.label_noise), parse_policy(cfg.data.diffaugment)
+
+    def sample_G() -> nn.Module:
+        """The generator previews, samples and the quick KID use: the EMA copy when the run keeps one."""
+        return G_ema if G_ema is not None else distributed.unwrap(nets["G"])
 
     # Run directory.
     metrics_path = out / "metrics.jsonl"
@@ -182,43 +119,55 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
             return
         state = {
             "step": step, "epoch": step // loader.steps_per_epoch, "fixed_z": fixed_z, "config": cfg.to_dict(),
-            "optimizers": {"D": opt.D.state_dict(), "G": opt.G.state_dict()},
+            "train_seconds": seconds_before + time.perf_counter() - t_start,
+            "optimizers": {role: adam.state_dict() for role, adam in opt.adam.items()},
             "rng": {"torch": torch.get_rng_state()},
         }
-        raw = {role: distributed.unwrap(net).state_dict() for role, net in (("G", G), ("D", D), ("G_ema", G_ema)) if net is not None}
+        raw = {role: distributed.unwrap(net).state_dict() for role, net in nets.items()}
+        if G_ema is not None:
+            raw["G_ema"] = G_ema.state_dict()
         path = out / "checkpoints" / (name or f"ckpt-{step:07d}.safetensors")
         ckpt.save(path, ckpt.Checkpoint(cfg.model.family, architecture, raw, state))
         for old in ckpt.all_checkpoints(out)[: -cfg.train.keep_checkpoints]:
             old.unlink()
 
     quick_kid = QuickKID(dataset, cfg.train.kid_samples, out) if cfg.train.kid_every and world.is_main else None
+    # Encoder models also preview reconstructions of fixed held-out faces.
+    recon_faces = np.asarray(dataset.images[np.sort(preview_faces(dataset))]) if "E" in nets else None
 
     def preview(step: int) -> None:
-        if world.is_main:
-            save_grid(generate(G_ema or distributed.unwrap(G), fixed_z), out / "previews" / f"step-{step:07d}.png")
-            report.plot_training(metrics_path, out / "training.png")
+        if not world.is_main:
+            return
+        save_grid(generate(sample_G(), fixed_z), out / "previews" / f"step-{step:07d}.png")
+        if recon_faces is not None:
+            recon = encoding.reconstruct(distributed.unwrap(nets["E"]), sample_G(), recon_faces)
+            save_image(encoding.pairs_grid(recon_faces, recon), out / "previews" / f"recon-{step:07d}.png")
+        report.plot_training(metrics_path, out / "training.png")
 
     # The loop.
     bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", disable=not (progress and world.is_main))
     images_per_step = cfg.train.batch_size * world.size
     t_start = t_log = time.perf_counter()
-    step = start
+    step, done = start, start >= total_steps
     try:
-        while step < total_steps:
+        while not done:
             noise.manual_seed(step_seed(cfg.train.seed, step, world.rank))
             x_real = to_float(loader.batch(step).to(runtime.device, non_blocking=True))
-            stats = gan_step(
-                G, D, opt, x_real, lambda: latents_for_step(cfg.train.batch_size, G, noise, runtime.device), cfg.loss, label_noise,
-                g_steps=cfg.train.g_steps, policy=policy, noise=noise, runtime=runtime,
+            ctx = steps.StepContext(
+                cfg.loss, runtime, noise, lambda: latents_for_step(cfg.train.batch_size, nets["G"], noise, runtime.device),
+                step=step, label_noise=label_noise, policy=policy, g_steps=cfg.train.g_steps,
                 sigma=losses.instance_noise_sigma(cfg.loss.instance_noise, step, cfg.loss.instance_noise_anneal_steps),
             )
+            stats = update(nets, opt, x_real, ctx)
             if G_ema is not None:
-                update_ema(G_ema, distributed.unwrap(G), ema_decay(cfg.train.ema, step))
+                update_ema(G_ema, distributed.unwrap(nets["G"]), ema_decay(cfg.train.ema, step))
             step += 1
             bar.update()
+            # Stop at the step budget or the wall-clock budget, whichever comes first; ranks agree on the clock.
+            done = step >= total_steps or world.any(seconds_before + time.perf_counter() - t_start >= budget_s)
 
             # Log.
-            if step % cfg.train.log_every == 0 or step == total_steps:
+            if step % cfg.train.log_every == 0 or done:
                 now = time.perf_counter()
                 record = {"step": step, "epoch": step / loader.steps_per_epoch,
                           **{k: round(v.item(), 5) for k, v in stats.items()},
@@ -227,19 +176,19 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
                 if world.is_main:
                     with open(metrics_path, "a") as f:
                         f.write(json.dumps(record) + "\n")
-                bar.set_postfix(loss_d=record["loss_d"], loss_g=record["loss_g"], img_s=record["img_per_s"])
+                bar.set_postfix({k: record[k] for k in list(stats)[:3]}, img_s=record["img_per_s"])
 
             # Preview: every preview_every steps, at each epoch end and at the end.
-            if step % cfg.train.preview_every == 0 or step % loader.steps_per_epoch == 0 or step == total_steps:
+            if step % cfg.train.preview_every == 0 or step % loader.steps_per_epoch == 0 or done:
                 preview(step)
 
             # Quick KID; the best checkpoint so far is kept apart from the rolling ones.
-            if quick_kid and (step % cfg.train.kid_every == 0 or step == total_steps):
-                if quick_kid.measure(step, G_ema or distributed.unwrap(G), metrics_path):
+            if quick_kid and (step % cfg.train.kid_every == 0 or done):
+                if quick_kid.measure(step, sample_G(), metrics_path):
                     save_checkpoint(step, BEST_CHECKPOINT)
 
             # Checkpoint.
-            if step % cfg.train.checkpoint_every == 0 or step == total_steps:
+            if step % cfg.train.checkpoint_every == 0 or done:
                 save_checkpoint(step)
     except KeyboardInterrupt:
         save_checkpoint(step)  # nothing trained is lost; --resume continues from here
@@ -249,9 +198,17 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
 
     elapsed = time.perf_counter() - t_start
     if world.is_main:
-        print(f"trained {step - start} steps in {elapsed:.1f} s ({images_per_step * (step - start) / max(elapsed, 1e-9):.1f} img/s)")
+        stopped = " (wall-clock budget reached)" if step < total_steps else ""
+        print(f"trained {step - start} steps in {elapsed:.1f} s ({images_per_step * (step - start) / max(elapsed, 1e-9):.1f} img/s){stopped}")
     world.close()
     return out
+
+
+def preview_faces(dataset: FaceDataset, n: int = 16) -> np.ndarray:
+    """Indices of n fixed faces to reconstruct in previews: held-out ones when the split has enough."""
+    holdout = np.flatnonzero(dataset.holdout)
+    pool = holdout if len(holdout) >= n else np.arange(len(dataset.images))
+    return pool[np.linspace(0, len(pool) - 1, min(n, len(pool))).round().astype(int)]
 
 
 class QuickKID:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 from torch import nn
@@ -18,9 +19,15 @@ def split_resolution(resolution: int) -> tuple[int, int]:
     return base, int(math.log2(resolution // base))
 
 
-from facegen.models import dcgan, judge, msggan  # noqa: E402  (they need split_resolution)
+from facegen.models import dcgan, judge, msggan, vae, vaegan  # noqa: E402  (they need split_resolution)
 
-FAMILIES = {"dcgan": dcgan.build, "judge": judge.build, "msggan": msggan.build}
+FAMILIES = {"dcgan": dcgan.build, "judge": judge.build, "msggan": msggan.build, "vae": vae.build, "vaegan": vaegan.build}
+
+
+def parameters(family: str) -> dict[str, object]:
+    """The family's constructor arguments with their defaults (resolution, which has none, as None)."""
+    signature = inspect.signature(FAMILIES[family])
+    return {name: None if p.default is inspect.Parameter.empty else p.default for name, p in signature.parameters.items()}
 
 
 def build(family: str, **architecture) -> dict[str, nn.Module]:

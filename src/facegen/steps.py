@@ -1,0 +1,187 @@
+"""One update step per model family, all with one signature, chosen by `STEPS[family]`.
+
+A step takes the networks and optimizers by role ('E', 'G', 'D'), one batch of real images and the
+step's context, updates the networks and returns detached statistics for the log. The training loop
+never learns which family it trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facegen import distributed, losses
+from facegen.augment import diff_augment
+from facegen.config import LossConfig
+from facegen.devices import Runtime
+from facegen.models.msggan import pyramid
+from facegen.models.vae import reparameterize
+
+
+@dataclass
+class Optimizers:
+    adam: dict[str, torch.optim.Optimizer]  # one per trained role: 'D' with lr_d, the others with lr_g
+    scaler: torch.amp.GradScaler  # loss scaling for fp16; a pass-through otherwise
+
+    def __getattr__(self, role: str) -> torch.optim.Optimizer:  # opt.G, opt.D, opt.E
+        try:
+            return self.__dict__["adam"][role]
+        except KeyError:
+            raise AttributeError(role) from None
+
+
+@dataclass
+class StepContext:
+    """What a step needs besides the networks: the loss settings and this step's noise, all seeded per step."""
+
+    loss: LossConfig
+    runtime: Runtime
+    noise: torch.Generator  # reseeded every step from (seed, step, rank)
+    draw_z: Callable[[], torch.Tensor]  # a batch of prior latents from `noise`
+    step: int = 0
+    label_noise: losses.LabelNoise = losses.LabelNoise()
+    policy: tuple[str, ...] = ()  # DiffAugment
+    sigma: float = 0.0  # instance noise at this step
+    g_steps: int = 1
+
+
+Images = torch.Tensor | list[torch.Tensor]  # one batch, or MSG-GAN's scales from coarsest to finest
+Stats = dict[str, torch.Tensor]
+
+
+def _detach(x: Images) -> Images:
+    return [s.detach() for s in x] if isinstance(x, list) else x.detach()
+
+
+def d_view(x: Images, policy: tuple[str, ...], sigma: float, noise: torch.Generator) -> Images:
+    """What D sees of a batch: DiffAugment (one draw per sample, shared by its scales), then instance
+    noise of the same sigma at every scale; the same for real and fake."""
+    if policy:
+        x = diff_augment(x, policy, noise)
+    if isinstance(x, list):
+        return [losses.add_instance_noise(scale, sigma, noise) for scale in x]
+    return losses.add_instance_noise(x, sigma, noise)
+
+
+def _d_stats(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> Stats:
+    real_logits, fake_logits = real_logits.detach().float(), fake_logits.detach().float()
+    return {"d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean(),
+            "acc_real": (real_logits > 0).float().mean(), "acc_fake": (fake_logits < 0).float().mean()}
+
+
+def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, ctx: StepContext) -> Stats:
+    """DCGAN and MSG-GAN: one D update, then g_steps G updates (Goodfellow et al. Alg. 1)."""
+    G, D = nets["G"], nets["D"]
+    raw_D = distributed.unwrap(D)
+
+    # Update D. A multi-scale G's fakes are a pyramid, so the reals become one the same way.
+    with ctx.runtime.autocast():
+        x_fake = G(ctx.draw_z())
+        if isinstance(x_fake, list):
+            x_real = pyramid(x_real)
+        real_logits = D(d_view(x_real, ctx.policy, ctx.sigma, ctx.noise))
+        fake_logits = D(d_view(_detach(x_fake), ctx.policy, ctx.sigma, ctx.noise))
+    loss_d = losses.d_loss(real_logits, fake_logits, ctx.loss.kind, ctx.label_noise, ctx.noise)
+    opt.D.zero_grad(set_to_none=True)
+    opt.scaler.scale(loss_d).backward()
+    opt.scaler.step(opt.D)
+
+    # Update G; the first update reuses the fakes D just saw. D is frozen: its weight gradients are
+    # not needed (a third of its backward pass saved), and it runs unwrapped so that DDP does not
+    # wait for gradients that never come.
+    raw_D.requires_grad_(False)
+    for i in range(ctx.g_steps):
+        with ctx.runtime.autocast():
+            if i:
+                x_fake = G(ctx.draw_z())
+            loss_g = losses.g_loss(raw_D(d_view(x_fake, ctx.policy, ctx.sigma, ctx.noise)), ctx.loss.kind)
+        opt.G.zero_grad(set_to_none=True)
+        opt.scaler.scale(loss_g).backward()
+        opt.scaler.step(opt.G)
+    raw_D.requires_grad_(True)
+    opt.scaler.update()
+    return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **_d_stats(real_logits, fake_logits)}
+
+
+def vae_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, ctx: StepContext) -> Stats:
+    """VAE: encode, sample z by reparameterisation, decode; minimise reconstruction + beta * KL."""
+    with ctx.runtime.autocast():
+        mu, logvar = nets["E"](x_real)
+        x_hat = nets["G"](reparameterize(mu, logvar, ctx.noise))
+    recon = losses.reconstruction_loss(x_hat, x_real, ctx.loss.recon)
+    kl = losses.kl_divergence(mu, logvar)
+    loss = recon + losses.kl_weight(ctx.loss.beta, ctx.step, ctx.loss.kl_warmup_steps) * kl
+    for adam in opt.adam.values():
+        adam.zero_grad(set_to_none=True)
+    opt.scaler.scale(loss).backward()
+    for adam in opt.adam.values():
+        opt.scaler.step(adam)
+    opt.scaler.update()
+    return {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
+
+
+def vaegan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, ctx: StepContext) -> Stats:
+    """VAE-GAN (Larsen et al. 2016, Alg. 1): three losses over one forward pass, each for its own networks.
+
+    E minimises beta * KL + recon; G minimises gamma * recon + the non-saturating GAN loss on its
+    reconstructions and prior samples; D minimises the GAN loss only, so the reconstruction error never
+    trains D. Every gradient is taken before any optimizer steps (stepping D first would change the graph
+    E's and G's gradients come from). Gradients are averaged across DDP ranks by hand: three losses over
+    shared activations do not fit DDP's one backward per forward.
+    """
+    raw = {role: distributed.unwrap(nets[role]) for role in ("E", "G", "D")}
+    E, G, D = raw["E"], raw["G"], raw["D"]
+    with ctx.runtime.autocast():
+        mu, logvar = E(x_real)
+        x_tilde = G(reparameterize(mu, logvar, ctx.noise))  # reconstructions
+        x_prior = G(ctx.draw_z())  # samples from the prior
+        real_logits, real_features = D(x_real)
+        fake_logits, fake_features = D(torch.cat([x_tilde, x_prior]))  # (2B, ...): reconstructions, then samples
+    kl = losses.kl_divergence(mu, logvar)
+    if ctx.loss.recon == "dis_feature":
+        recon = losses.feature_loss(fake_features[: len(x_real)], real_features.detach())
+    else:
+        recon = losses.reconstruction_loss(x_tilde, x_real, ctx.loss.recon)
+    loss_d = losses.d_loss(real_logits, fake_logits, ctx.loss.kind, ctx.label_noise, ctx.noise)
+    loss_g = losses.g_loss(fake_logits, ctx.loss.kind)
+    train_d, train_g = losses.equilibrium_gates(
+        *_bce_parts(real_logits, fake_logits, ctx.loss.equilibrium), ctx.loss.equilibrium, ctx.loss.equilibrium_margin)
+
+    # Every gradient first, each loss restricted to its own networks' parameters.
+    scale = opt.scaler.scale
+    encoder_loss = losses.kl_weight(ctx.loss.beta, ctx.step, ctx.loss.kl_warmup_steps) * kl + recon
+    decoder_loss = ctx.loss.gamma * recon + (loss_g if train_g else 0.0)
+    updates = {"E": scale(encoder_loss), "G": scale(decoder_loss), **({"D": scale(loss_d)} if train_d else {})}
+    for i, (role, loss) in enumerate(updates.items()):
+        params = [p for p in raw[role].parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss, params, retain_graph=i < len(updates) - 1)
+        for p, g in zip(params, grads):
+            p.grad = g
+        distributed.average_gradients(params)
+
+    # Then every step.
+    for role in updates:
+        opt.scaler.step(opt.adam[role])
+        opt.adam[role].zero_grad(set_to_none=True)
+    opt.scaler.update()
+    return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "recon": recon.detach(), "kl": kl.detach(),
+            "train_d": torch.tensor(float(train_d)), "train_g": torch.tensor(float(train_g)),
+            **_d_stats(real_logits, fake_logits)}
+
+
+def _bce_parts(real_logits: torch.Tensor, fake_logits: torch.Tensor, equilibrium: float) -> tuple[float, float]:
+    """D's BCE on reals and on fakes, read only when the equilibrium gates need them (it syncs the device)."""
+    if equilibrium <= 0:
+        return 0.0, 0.0
+    real = F.binary_cross_entropy_with_logits(real_logits.detach().float(), torch.ones_like(real_logits, dtype=torch.float32))
+    fake = F.binary_cross_entropy_with_logits(fake_logits.detach().float(), torch.zeros_like(fake_logits, dtype=torch.float32))
+    return real.item(), fake.item()
+
+
+STEPS: dict[str, Callable[[dict[str, nn.Module], Optimizers, torch.Tensor, StepContext], Stats]] = {
+    "dcgan": gan_step, "msggan": gan_step, "vae": vae_step, "vaegan": vaegan_step,
+}
