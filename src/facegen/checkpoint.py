@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from facegen import models
+from facegen.data import FaceDataset, open_dataset
 
 FORMAT = "facegen-checkpoint"
 VERSION = 1
@@ -35,6 +36,11 @@ class Checkpoint:
     nets: dict[str, dict[str, torch.Tensor]]  # role ('G', 'D', 'G_ema') -> state dict
     state: dict[str, Any] = field(default_factory=dict)  # step, epoch, optimizers, rng, fixed_z, config ...
     path: Path | None = None
+
+    def dataset(self, source: str | None = None, progress: bool = True) -> FaceDataset:
+        """The run's training data (or another source) prepared at the run's resolution and crop."""
+        data = self.state["config"]["data"]
+        return open_dataset(source or data["source"], self.architecture["resolution"], data["crop"], data["cache_dir"], progress=progress)
 
     def build(self, roles: tuple[str, ...] | None = None) -> dict[str, nn.Module]:
         """The networks with their weights loaded, in eval mode."""
@@ -147,3 +153,14 @@ def load_generator(path: str | Path) -> tuple[nn.Module, Checkpoint]:
     if role not in checkpoint.nets:
         raise ValueError(f"{checkpoint.path} has no generator (it holds {', '.join(checkpoint.nets)}); pass a generator checkpoint")
     return checkpoint.build((role,))[role], checkpoint
+
+
+def load_autoencoder(path: str | Path) -> tuple[nn.Module, nn.Module, Checkpoint]:
+    """Encoder and decoder (the EMA copy when kept) of a VAE or VAE-GAN run, in eval mode."""
+    checkpoint = load(path)
+    if "E" not in checkpoint.nets:
+        raise ValueError(f"{checkpoint.path} holds a {checkpoint.family} model, which has no encoder; "
+                         f"this needs a run of a family with one ({', '.join(models.ENCODER_FAMILIES)})")
+    role = "G_ema" if "G_ema" in checkpoint.nets else "G"
+    nets = checkpoint.build(("E", role))
+    return nets["E"], nets[role], checkpoint

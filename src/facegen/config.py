@@ -24,7 +24,7 @@ SPLITS = ("train", "holdout", "all")
 Z_DISTS = ("normal", "uniform")
 ACTIVATIONS = ("relu", "leaky_relu")
 FAMILIES = ("dcgan", "msggan", "vae", "vaegan")
-VAE_FAMILIES = ("vae", "vaegan")  # the families with an encoder
+VAE_FAMILIES = models.ENCODER_FAMILIES
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facegen.checkpoint import load_generator
+from facegen.checkpoint import load_autoencoder, load_generator
 from facegen.data import FaceDataset, open_dataset
+from facegen.encoding import gmm_prior, mse_psnr, reconstruct
 from facegen.files import write_text_atomic
 from facegen.metrics import FeatureExtractor, Reference, check_protocols, compute_metrics, load_reference, save_reference
-from facegen.sample import sample_seeds
+from facegen.sample import generate, sample_seeds
 
 PREPARATION_KEYS = ("extractor", "extractor_sha256", "input_size", "resize", "input_range", "bf16", "resolution", "crop")
 KID_SUBSET = 1000  # clean-fid / StyleGAN's default; capped at the sample sizes unless asked for explicitly
@@ -63,9 +64,19 @@ def score(names: tuple[str, ...], reference: Reference, images: np.ndarray, extr
             "protocol": {**sample_protocol, "reference": reference.protocol}}
 
 
+PRIORS = ("normal", "gmm")
+EVAL_FILES = {"normal": "eval.json", "gmm": "eval-gmm.json", "reconstructions": "eval-reconstructions.json"}
+
+
 def evaluate_run(run: str | Path, names: tuple[str, ...], n: int = 2000, reference: str | None = None,
-                 extractor: FeatureExtractor | None = None, kid_subset: int | None = None, progress: bool = True) -> dict:
-    """Sample seeds 0..n-1 from a run's newest checkpoint (or a given one) and score them; writes eval.json."""
+                 extractor: FeatureExtractor | None = None, kid_subset: int | None = None, progress: bool = True,
+                 prior: str = "normal") -> dict:
+    """Sample seeds 0..n-1 from a run's newest checkpoint (or a given one) and score them; writes eval.json.
+
+    prior="gmm" samples an encoder model's Gaussian-mixture prior instead of N(0, I) (eval-gmm.json).
+    """
+    if prior not in PRIORS:
+        raise ValueError(f"--prior {prior!r} is not known; choose one of {', '.join(PRIORS)}")
     G, checkpoint = load_generator(run)
     data = checkpoint.state["config"]["data"]
     resolution, crop = checkpoint.architecture["resolution"], data["crop"]
@@ -73,15 +84,41 @@ def evaluate_run(run: str | Path, names: tuple[str, ...], n: int = 2000, referen
     if reference and reference.endswith(".npz"):
         ref = load_reference(reference)
     else:  # the run's own held-out split by default; a whole other source when one is named
-        dataset = open_dataset(reference or data["source"], resolution, crop, data["cache_dir"], progress=progress)
+        dataset = checkpoint.dataset(reference, progress=progress)
         ref = reference_statistics(dataset, "all" if reference else "holdout", None, extractor, progress)
-    images = sample_seeds(G, range(n))
-    sample_protocol = {"samples": f"seeds 0-{n - 1} of {checkpoint.path.name}", "resolution": resolution, "crop": crop}
-    results = {"checkpoint": checkpoint.path.name, "step": checkpoint.state.get("step"),
+    if prior == "gmm":
+        images = generate(G, gmm_prior(run, progress=progress).latents(range(n)))
+    else:
+        images = sample_seeds(G, range(n))
+    sample_protocol = {"samples": f"{prior}-prior seeds 0-{n - 1} of {checkpoint.path.name}", "resolution": resolution, "crop": crop}
+    results = {"checkpoint": checkpoint.path.name, "step": checkpoint.state.get("step"), "prior": prior,
                **score(names, ref, images, extractor, sample_protocol, kid_subset, progress)}
-    run_dir = Path(run) if Path(run).is_dir() else checkpoint.path.parent.parent
-    write_text_atomic(run_dir / "eval.json", json.dumps(results, indent=1))
+    write_text_atomic(_run_dir(run, checkpoint) / EVAL_FILES[prior], json.dumps(results, indent=1))
     return results
+
+
+def evaluate_reconstructions(run: str | Path, names: tuple[str, ...], n: int | None = None, extractor: FeatureExtractor | None = None,
+                             kid_subset: int | None = None, progress: bool = True) -> dict:
+    """Encode and decode the run's held-out faces: MSE and PSNR against them, FID/KID of the reconstructions
+    against the same faces; writes eval-reconstructions.json."""
+    E, G, checkpoint = load_autoencoder(run)
+    dataset = checkpoint.dataset(progress=progress)
+    extractor = extractor or FeatureExtractor()
+    ref = reference_statistics(dataset, "holdout", None, extractor, progress)
+    originals = real_images(dataset, "holdout", n)
+    reconstructions = reconstruct(E, G, originals)
+    mse, psnr = mse_psnr(originals, reconstructions)
+    sample_protocol = {"samples": f"reconstructions of {len(originals)} held-out faces by {checkpoint.path.name}",
+                       "resolution": dataset.resolution, "crop": dataset.meta["crop"]}
+    results = {"checkpoint": checkpoint.path.name, "step": checkpoint.state.get("step"),
+               "mse": float(mse.mean()), "psnr": float(psnr.mean()),
+               **score(names, ref, reconstructions, extractor, sample_protocol, kid_subset, progress)}
+    write_text_atomic(_run_dir(run, checkpoint) / EVAL_FILES["reconstructions"], json.dumps(results, indent=1))
+    return results
+
+
+def _run_dir(run: str | Path, checkpoint) -> Path:
+    return Path(run) if Path(run).is_dir() else checkpoint.path.parent.parent
 
 
 def evaluate_sources(samples: str, reference: str, names: tuple[str, ...], resolution: int = 64, crop: int | None = None,
@@ -99,8 +136,8 @@ def evaluate_sources(samples: str, reference: str, names: tuple[str, ...], resol
 
 def format_results(results: dict) -> str:
     """A small table of the figures a result holds."""
-    rows = [("FID", "fid"), ("KID", "kid"), ("KID std", "kid_std"), ("precision", "precision"), ("recall", "recall"),
-            ("Inception Score", "is")]
+    rows = [("MSE", "mse"), ("PSNR (dB)", "psnr"), ("FID", "fid"), ("KID", "kid"), ("KID std", "kid_std"),
+            ("precision", "precision"), ("recall", "recall"), ("Inception Score", "is")]
     lines = [f"{label:16s} {results[key]:.4f}" for label, key in rows if results.get(key) is not None]
     if results.get("is_unavailable"):
         lines.append(f"{'Inception Score':16s} unavailable: {results['is_unavailable']}")

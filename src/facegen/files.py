@@ -13,3 +13,16 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def save_figure(fig, path: str | Path, **savefig) -> Path:
+    """Save a matplotlib figure through a temporary sibling, then close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90, **savefig)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from facegen.files import write_text_atomic
+from facegen.files import save_figure, write_text_atomic
 
 ALWAYS_SHOWN = ("model.family", "data.resolution")  # the facts a reader needs even when they agree
 # eval.json key, column title, whether lower is better.
@@ -40,17 +40,6 @@ def read_metrics(path: str | Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _save_figure(fig, out: Path, **savefig) -> Path:
-    """Save a matplotlib figure atomically and close it."""
-    import matplotlib.pyplot as plt
-
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=90, **savefig)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
 
 
 def _series(records: list[dict], key: str) -> tuple[list, list]:
@@ -80,7 +69,7 @@ def plot_training(metrics_path: str | Path, out: str | Path) -> Path | None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save_figure(fig, Path(out))
+    return save_figure(fig, Path(out))
 
 
 # Comparing runs.
@@ -203,7 +192,7 @@ def _plot_overlay(runs: Sequence[Run], keys: tuple[str, ...], title: str, ylabel
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    return _save_figure(fig, out, bbox_inches="tight")  # keeps the legends outside the axes
+    return save_figure(fig, out, bbox_inches="tight")  # keeps the legends outside the axes
 
 
 def _format(key: str, value: float) -> str:

@@ -197,6 +197,17 @@ def _decode_file(path: Path, resolution: int, crop: int | None) -> tuple[np.ndar
         return None, f"skipped: {type(err).__name__}: {err}"[:200]
 
 
+def load_photo(path: str | Path, resolution: int, crop: int | None) -> np.ndarray:
+    """One photo prepared exactly as the cache prepares a source image: uint8 (R, R, 3), or a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"photo {path} does not exist; pass image files (JPEG, PNG, ...)")
+    array, note = _decode_file(path, resolution, crop)
+    if array is None:
+        raise ValueError(f"photo {path} is not an image Pillow can read ({note.removeprefix('skipped: ')}); pass a JPEG or PNG")
+    return array
+
+
 def _decode_chunk(args: tuple[list[Path], int, int | None]) -> list[tuple[np.ndarray | None, str | None]]:
     files, resolution, crop = args
     return [_decode_file(f, resolution, crop) for f in files]
