@@ -57,3 +57,28 @@ def write_cifar10(root: Path, n: int = 16, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def celeba_dir(tmp_path_factory) -> Path:
     return write_celeba(tmp_path_factory.mktemp("celeba"))
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """`facegen ARGV...` in-process: (exit code, stdout, stderr)."""
+    from facegen.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="session")
+def faces(tmp_path_factory) -> Path:
+    """80 labelled CelebA-layout images: a held-out split of a few, enough for boundaries and mixtures."""
+    return write_celeba(tmp_path_factory.mktemp("faces"), n=80)
+
+
+@pytest.fixture(scope="session")
+def vae_run(faces, tmp_path_factory) -> Path:
+    """A 3-step 32 px VAE with z_dim 8 on `faces`, shared by the encoder and latent-tool tests."""
+    from facegen.config import load_config
+    from facegen.train import train
+
+    overrides = [f"data.source={faces}", "model.base_channels=4", "train.batch_size=4", "data.resolution=32", "model.z_dim=8"]
+    return train(load_config("vae64", overrides=[*overrides, "train.steps=3"]), tmp_path_factory.mktemp("runs") / "vae", progress=False)

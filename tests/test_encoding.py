@@ -6,30 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_celeba
+from conftest import run_cli as run
 from facegen import encoding
-from facegen.cli import main
 from facegen.config import load_config
 from facegen.train import train
-
-TINY = ["model.base_channels=4", "train.batch_size=4", "data.resolution=32", "model.z_dim=8"]
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory):
-    return write_celeba(tmp_path_factory.mktemp("faces"), n=80)
-
-
-@pytest.fixture(scope="module")
-def vae_run(faces, tmp_path_factory):
-    cfg = load_config("vae64", overrides=[f"data.source={faces}", *TINY, "train.steps=3"])
-    return train(cfg, tmp_path_factory.mktemp("runs") / "vae", progress=False)
 
 
 def test_mse_and_psnr_on_known_images():

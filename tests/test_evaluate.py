@@ -6,18 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_celeba
-from facegen.cli import main
+from conftest import run_cli as run, write_celeba
 from facegen.config import load_config
 from facegen.train import train
 
 TINY = ["model.base_channels=4", "train.batch_size=4", "data.split=all"]
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -130,8 +130,8 @@ def load_judge(path: str | Path) -> tuple[nn.Module, ckpt.Checkpoint]:
 
 
 @torch.inference_mode()
-def predict(judge: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """bool (N, A): which attributes the judge sees in uint8 (N, H, W, 3) images (probability > 0.5).
+def probabilities(judge: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """float (N, A): the judge's probability of each attribute in uint8 (N, H, W, 3) images.
 
     Images of another size are resized to the judge's resolution with antialiased bilinear
     filtering; the judge was trained on Lanczos-downscaled caches, so this is close, not identical,
@@ -146,9 +146,14 @@ def predict(judge: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.n
     out = []
     for start in range(0, len(images), batch_size):
         x = to_float(torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device))
-        out.append((judge(_resize(x, judge.resolution)) > 0).cpu().numpy())  # (B, 3, H, W) -> (B, 3, R, R) -> (B, A)
+        out.append(torch.sigmoid(judge(_resize(x, judge.resolution)).float()).cpu().numpy())  # (B, 3, H, W) -> (B, 3, R, R) -> (B, A)
     judge.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, len(judge.attr_names)), dtype=bool)
+    return np.concatenate(out) if out else np.zeros((0, len(judge.attr_names)), dtype=np.float32)
+
+
+def predict(judge: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """bool (N, A): which attributes the judge sees in uint8 (N, H, W, 3) images (probability > 0.5)."""
+    return probabilities(judge, images, batch_size) > 0.5
 
 
 def attribute_rates(judge: nn.Module, images: np.ndarray, batch_size: int = 256) -> dict[str, float]:

@@ -21,7 +21,8 @@ def split_resolution(resolution: int) -> tuple[int, int]:
 
 from facegen.models import dcgan, judge, msggan, vae, vaegan  # noqa: E402  (they need split_resolution)
 
-FAMILIES = {"dcgan": dcgan.build, "judge": judge.build, "msggan": msggan.build, "vae": vae.build, "vaegan": vaegan.build}
+FAMILIES = {"dcgan": dcgan.build, "encoder": vae.build_encoder, "judge": judge.build, "msggan": msggan.build,
+            "vae": vae.build, "vaegan": vaegan.build}
 ENCODER_FAMILIES = ("vae", "vaegan")  # the families with an encoder E: reconstructions, latent plots, a GMM prior
 
 

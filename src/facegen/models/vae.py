@@ -46,3 +46,8 @@ def build(resolution: int, z_dim: int = 128, base_channels: int = 64, g_activati
         "E": Encoder(resolution, z_dim, base_channels),
         "G": Generator(resolution, z_dim, "normal", base_channels, g_activation),
     }
+
+
+def build_encoder(resolution: int, z_dim: int = 128, base_channels: int = 64) -> dict[str, nn.Module]:
+    """An encoder alone, e.g. one trained afterwards for a GAN (`facegen train-encoder`)."""
+    return {"E": Encoder(resolution, z_dim, base_channels)}

@@ -1,0 +1,463 @@
+"""Latent tools from a checkpoint alone, for every family: interpolation, attribute directions, edits,
+and the latent of a real photo (encoded by a VAE, projected into a GAN).
+
+A direction is a unit vector in z-space with what it came from: the normalised mean of hand-picked
+latents (the 32 px report's "basis vector"), the normal of a linear boundary fitted to labelled
+latents (InterFaceGAN, Shen et al. 2020), or an eigenvector of the generator's first layer (SeFa,
+Shen & Zhou 2021). Directions live in the run as directions.safetensors + directions.json.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import safetensors
+import safetensors.torch
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facegen import checkpoint as ckpt
+from facegen.data import load_photo
+from facegen.files import write_text_atomic
+from facegen.images import save_image, make_grid, to_float
+from facegen.sample import generate, latents
+
+DIRECTIONS_FILE, DIRECTIONS_INDEX = "directions.safetensors", "directions.json"
+ENCODER_FILE = "encoder.safetensors"  # a GAN's encoder, trained by train_encoder
+METHODS = ("seeds", "labels", "sefa")
+PROJECTION_SEEDS = 10**9  # projection starts draw prior seeds from here, apart from the seeds people sample
+
+
+@dataclass
+class LatentModel:
+    """What the latent tools need of a run: its generator, and its encoder and discriminator when it has them."""
+
+    G: nn.Module
+    E: nn.Module | None
+    D: nn.Module | None
+    checkpoint: ckpt.Checkpoint
+    run_dir: Path
+
+    @property
+    def resolution(self) -> int:
+        return self.checkpoint.architecture["resolution"]
+
+    @property
+    def crop(self) -> int | None:
+        return self.checkpoint.state["config"]["data"]["crop"]
+
+    def z_of_seeds(self, seeds: Sequence[int]) -> torch.Tensor:
+        return latents(seeds, self.G.z_dim, self.G.z_dist)
+
+    def images(self, z: torch.Tensor) -> np.ndarray:
+        return generate(self.G, z)
+
+
+def open_model(run: str | Path) -> LatentModel:
+    """A run's sampling generator (the EMA copy when kept), plus its encoder (its own, or one trained by
+    `facegen train-encoder` for a GAN) and discriminator when present."""
+    checkpoint = ckpt.load(run)
+    run_dir = Path(run) if Path(run).is_dir() else checkpoint.path.parent.parent
+    g_role = "G_ema" if "G_ema" in checkpoint.nets else "G"
+    if g_role not in checkpoint.nets:
+        raise ValueError(f"{checkpoint.path} holds no generator ({', '.join(checkpoint.nets)}); pass a run of a generative model")
+    roles = (g_role, *(r for r in ("E", "D") if r in checkpoint.nets))
+    nets = checkpoint.build(roles)
+    E = nets.get("E")
+    if E is None and (run_dir / ENCODER_FILE).is_file():
+        E = ckpt.load(run_dir / ENCODER_FILE).build(("E",))["E"]
+    return LatentModel(nets[g_role], E, nets.get("D"), checkpoint, run_dir)
+
+
+# Interpolation ------------------------------------------------------------------------------------
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    return torch.lerp(a, b, t)  # exact at both ends
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation (Shoemake 1985; White 2016 for GAN latents); lerp when a and b are parallel."""
+    cos = torch.dot(a / a.norm(), b / b.norm()).clamp(-1.0, 1.0)
+    omega = torch.arccos(cos)
+    if omega.abs() < 1e-6:
+        return lerp(a, b, t)
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+def interpolate(points: torch.Tensor, steps: int, spherical: bool = False) -> torch.Tensor:
+    """(K, z_dim) -> ((K - 1) * (steps - 1) + 1, z_dim): `steps` latents per segment, shared ends counted once."""
+    if len(points) < 2:
+        raise ValueError("interpolation needs at least two points, e.g. --seeds 3,17")
+    if steps < 2:
+        raise ValueError(f"--steps {steps}: a segment needs at least its two ends (steps >= 2)")
+    mix = slerp if spherical else lerp
+    path = [points[0]]
+    for a, b in zip(points, points[1:]):
+        path += [mix(a, b, i / (steps - 1)) for i in range(1, steps)]
+    return torch.stack(path)
+
+
+def save_frames(frames: np.ndarray, out: str | Path, per_row: int, seconds_per_frame: float = 0.12) -> Path:
+    """uint8 (N, R, R, 3) as a grid PNG (per_row a row) or an animated GIF that goes there and back."""
+    out = Path(out)
+    if out.suffix.lower() == ".gif":
+        from PIL import Image
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(seconds_per_frame * 1000), loop=0)
+        os.replace(tmp, out)
+        return out
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out {out}: write a .png grid or a .gif animation")
+    return save_image(make_grid(frames, nrow=per_row), out)
+
+
+# Directions ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Direction:
+    name: str
+    vector: torch.Tensor  # (z_dim,), unit length
+    method: str  # seeds | labels | sefa
+    n: int  # latents it was fitted on
+    source: str  # what labelled them: "seeds 3,17,...", "judge runs/judge", "encoded CelebA labels", "G's first layer"
+    spread: float = 1.0  # std of the fitted latents' projections on the vector: the unit of edit strengths
+    offset: float = 0.0  # labels: the boundary is <z, vector> + offset = 0
+    accuracy: float | None = None  # labels: held-out accuracy of the boundary
+    mean: torch.Tensor | None = None  # seeds: the (unnormalised) mean latent, "the sunglassiest boy"
+    date: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+
+    def describe(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in ("vector", "mean")}
+
+
+def save_directions(run_dir: Path, directions: dict[str, Direction]) -> None:
+    """Write the run's directions (replacing the files atomically, index and tensors together)."""
+    tensors = {f"{name}.vector": d.vector.float().contiguous() for name, d in directions.items()}
+    tensors |= {f"{name}.mean": d.mean.float().contiguous() for name, d in directions.items() if d.mean is not None}
+    tmp = run_dir / f".{DIRECTIONS_FILE}.tmp"
+    safetensors.torch.save_file(tensors, tmp)
+    os.replace(tmp, run_dir / DIRECTIONS_FILE)
+    write_text_atomic(run_dir / DIRECTIONS_INDEX, json.dumps({n: d.describe() for n, d in directions.items()}, indent=1))
+
+
+def load_directions(run_dir: Path, required: bool = True) -> dict[str, Direction]:
+    index, tensors = run_dir / DIRECTIONS_INDEX, run_dir / DIRECTIONS_FILE
+    if not (index.is_file() and tensors.is_file()):
+        if required:
+            raise ValueError(f"{run_dir} has no directions ({DIRECTIONS_INDEX} and {DIRECTIONS_FILE}); "
+                             f"make some first, e.g. facegen directions {run_dir} --from-labels Smiling --judge runs/judge")
+        return {}
+    described = json.loads(index.read_text())
+    with safetensors.safe_open(tensors, framework="pt") as f:
+        keys = set(f.keys())
+        return {name: Direction(**meta, vector=f.get_tensor(f"{name}.vector"),
+                                mean=f.get_tensor(f"{name}.mean") if f"{name}.mean" in keys else None)
+                for name, meta in described.items()}
+
+
+def pick(directions: dict[str, Direction], name: str) -> Direction:
+    if name not in directions:
+        known = ", ".join(directions) or "none yet"
+        raise ValueError(f"unknown direction {name!r}; this run has: {known}")
+    return directions[name]
+
+
+def direction_from_seeds(model: LatentModel, name: str, seeds: Sequence[int]) -> Direction:
+    """The 32 px report's basis vector: the normalised mean of hand-picked latents."""
+    if len(seeds) < 1:
+        raise ValueError(f"--from-seeds {name}=...: list at least one seed")
+    z = model.z_of_seeds(seeds)
+    mean = z.mean(dim=0)
+    vector = mean / mean.norm()
+    spread = float((model.z_of_seeds(range(1000)) @ vector).std())  # how far the prior spreads along it
+    return Direction(name, vector, "seeds", len(seeds), "seeds " + ",".join(map(str, seeds)), spread=spread, mean=mean)
+
+
+def fit_boundary(z: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float, float, float]:
+    """A linear boundary between latents with and without an attribute (logistic regression on the
+    confident tails the caller passes): (unit normal, offset, held-out accuracy on 20 %, spread along it)."""
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        raise ValueError("directions from labels need scikit-learn: pip install 'facegen[latent]'") from None
+    labels = labels.astype(bool)
+    if labels.all() or not labels.any():
+        raise ValueError(f"all {len(labels)} labelled latents are {'positive' if labels.all() else 'negative'}; "
+                         "a boundary needs both kinds: label more samples (--n) or pick another attribute")
+    order = np.random.default_rng(seed).permutation(len(z))
+    cut = int(0.8 * len(z))
+    fit, test = order[:cut], order[cut:]
+    clf = LogisticRegression(C=1.0, max_iter=2000).fit(z[fit], labels[fit])
+    accuracy = float(clf.score(z[test], labels[test])) if len(test) else float("nan")
+    norm = np.linalg.norm(clf.coef_[0])
+    normal, offset = clf.coef_[0] / norm, float(clf.intercept_[0] / norm)
+    return normal, offset, accuracy, float((z @ normal).std())
+
+
+def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_path: str | Path | None = None,
+                           n: int = 4000, conditions: Sequence[str] = (), tail: float = 0.3,
+                           progress: bool = True) -> dict[str, Direction]:
+    """InterFaceGAN: fit a linear boundary per attribute to labelled latents and keep its unit normal.
+
+    Encoder models with labelled data encode up to n training faces and use their true labels; other
+    runs (and any run given a judge) label the faces of n prior samples with the attribute judge,
+    keeping its confident tails (probability <= 0.5 - tail or >= 0.5 + tail). Each direction is then
+    made orthogonal to those of `conditions`, so editing it leaves them alone.
+    """
+    from facegen.encoding import encode
+    from facegen.judge import load_judge, probabilities
+
+    wanted = list(dict.fromkeys([*attributes, *conditions]))
+    if not attributes:
+        raise ValueError("--from-labels needs at least one attribute name, e.g. --from-labels Smiling Eyeglasses")
+    dataset = model.checkpoint.dataset(progress=progress) if model.E is not None and judge_path is None else None
+    if dataset is not None and dataset.labels is not None:
+        _known(wanted, dataset.attr_names, "the run's data")
+        indices = dataset.split_indices("train")
+        indices = indices[np.linspace(0, len(indices) - 1, min(n, len(indices))).round().astype(int)]
+        z = encode(model.E, np.asarray(dataset.images[indices]))
+        labels = {a: (dataset.labels[indices, dataset.attr_names.index(a)] > 0, np.ones(len(z), bool)) for a in wanted}
+        source = f"{len(z)} encoded training faces with their labels ({dataset.meta['source']})"
+    else:
+        if judge_path is None:
+            raise ValueError("directions from labels of a model without labelled encoded data need an attribute judge to "
+                             "label its samples: add --judge DIR (made by facegen judge train)")
+        judge, _ = load_judge(judge_path)
+        _known(wanted, judge.attr_names, f"the judge {judge_path}")
+        z_t = model.z_of_seeds(range(n))
+        p = probabilities(judge, model.images(z_t))
+        z = z_t.numpy()
+        labels = {}
+        for a in wanted:
+            column = p[:, judge.attr_names.index(a)]
+            labels[a] = (column >= 0.5, (column <= 0.5 - tail) | (column >= 0.5 + tail))
+        source = f"{n} prior samples labelled by the judge {judge_path} (confident tails, |p - 0.5| >= {tail})"
+    fitted = {}
+    for a in wanted:
+        positive, keep = labels[a]
+        normal, offset, accuracy, spread = fit_boundary(z[keep], positive[keep])
+        fitted[a] = Direction(a, torch.from_numpy(normal).float(), "labels", int(keep.sum()), source, spread, offset, accuracy)
+    out = {}
+    for a in attributes:
+        others = [fitted[c].vector for c in conditions if c != a]
+        if not others:
+            out[a] = fitted[a]
+            continue
+        vector = condition(fitted[a].vector, others)
+        point = -fitted[a].offset * fitted[a].vector  # a point on the fitted boundary; the conditioned one passes through it too
+        positive, keep = labels[a]
+        out[a] = Direction(a, vector, "labels", fitted[a].n, f"{source}; conditioned on {', '.join(c for c in conditions if c != a)}",
+                           float((z[keep] @ vector.numpy()).std()), -float(point @ vector), fitted[a].accuracy)
+    return out
+
+
+def _known(names: Sequence[str], known: Sequence[str], where: str) -> None:
+    for name in names:
+        if name not in known:
+            raise ValueError(f"unknown attribute {name!r}; {where} knows: {', '.join(known)}")
+
+
+def condition(vector: torch.Tensor, others: Sequence[torch.Tensor]) -> torch.Tensor:
+    """InterFaceGAN's conditional manipulation: remove from `vector` its components along the other
+    directions (Gram-Schmidt), so that moving along it leaves them unchanged, and renormalise."""
+    basis: list[torch.Tensor] = []
+    for other in others:
+        for b in basis:
+            other = other - torch.dot(other, b) * b
+        if other.norm() > 1e-6:
+            basis.append(other / other.norm())
+    for b in basis:
+        vector = vector - torch.dot(vector, b) * b
+    if vector.norm() < 1e-6:
+        raise ValueError("the direction lies within the span of the conditions; condition on fewer attributes")
+    return vector / vector.norm()
+
+
+def sefa_directions(model: LatentModel, k: int = 5) -> dict[str, Direction]:
+    """SeFa: the top-k eigenvectors of A^T A, with A the weight that maps z to G's first feature map."""
+    first = next(m for m in model.G.modules() if isinstance(m, (nn.ConvTranspose2d, nn.Linear)))
+    weight = first.weight.detach().float()
+    # ConvTranspose2d weight is (z_dim, C, k, k); Linear is (out, z_dim): either way, A is (out, z_dim).
+    A = weight.reshape(weight.shape[0], -1).T if isinstance(first, nn.ConvTranspose2d) else weight
+    if A.shape[1] != model.G.z_dim:
+        raise ValueError("SeFa needs a generator whose first layer takes z directly")
+    eigenvalues, eigenvectors = torch.linalg.eigh(A.T @ A)  # ascending
+    return {f"sefa{i}": Direction(f"sefa{i}", eigenvectors[:, -1 - i].contiguous(), "sefa", 0,
+                                  f"G's first layer, eigenvalue {eigenvalues[-1 - i].item():.3g}")
+            for i in range(min(k, len(eigenvalues)))}
+
+
+# Edits --------------------------------------------------------------------------------------------
+
+
+def add(z: torch.Tensor, direction: Direction, strength: float) -> torch.Tensor:
+    """Move along the direction by `strength` units of the labels' (or the prior's) spread along it."""
+    return z + strength * direction.spread * direction.vector
+
+
+def remove(z: torch.Tensor, direction: Direction) -> torch.Tensor:
+    """Take the feature out: the report's projection z - <z, e> e for hand-picked and SeFa directions;
+    for a label boundary, move each latent onto the boundary (<z, n> + b = 0)."""
+    along = z @ direction.vector
+    target = -direction.offset if direction.method == "labels" else 0.0
+    return z - (along - target)[:, None] * direction.vector
+
+
+def walk(z: torch.Tensor, direction: Direction, strengths: Sequence[float]) -> torch.Tensor:
+    """(N, z_dim) -> (N * len(strengths), z_dim): row i holds face i at every strength, in order."""
+    return torch.stack([add(z, direction, s) for s in strengths], dim=1).reshape(-1, z.shape[1])
+
+
+# Real photos --------------------------------------------------------------------------------------
+
+
+def load_photos(model: LatentModel, paths: Sequence[str | Path]) -> np.ndarray:
+    """uint8 (N, R, R, 3): photos prepared with the run's own crop and resolution, as its training data was."""
+    if not paths:
+        raise ValueError("no photos given; pass image files, e.g. --images me.jpg")
+    return np.stack([load_photo(p, model.resolution, model.crop) for p in paths])
+
+
+def d_features(D: nn.Module | None, x: torch.Tensor) -> torch.Tensor | None:
+    """The run's own discriminator's last feature map before its head (B, C, base, base): a perceptual
+    distance learned from the same faces, with nothing downloaded. None for D-less or multi-scale models."""
+    if D is None or not hasattr(D, "net"):
+        return None
+    layers = list(D.net)
+    head = max(i for i, layer in enumerate(layers) if isinstance(layer, (nn.Conv2d, nn.Linear)))
+    if isinstance(layers[head - 1], nn.Flatten):  # dense head: stop before the flatten too
+        head -= 1
+    for layer in layers[:head]:
+        x = layer(x)
+    return x
+
+
+def project(model: LatentModel, images: np.ndarray, steps: int = 200, starts: int = 4, lr: float = 0.05,
+            feature_weight: float = 0.1, init: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+    """Latents whose images match uint8 photos: Adam on z from several starts (or from `init`), minimising the
+    pixel MSE plus feature_weight * (1 - cosine) of D's features and a weak pull to the prior; the best start wins."""
+    G, D = model.G.eval(), model.D.eval() if model.D is not None else None
+    for net in (G, D):
+        if net is not None:
+            net.requires_grad_(False)
+    target = to_float(torch.from_numpy(np.ascontiguousarray(images)))
+    n = len(target)
+    if init is not None:
+        z0 = init.detach().float()[None]
+    else:  # start s of photo i: prior seed PROJECTION_SEEDS + (seed * starts + s) * N + i, away from sampling's seeds
+        first = PROJECTION_SEEDS + seed * starts * n
+        z0 = torch.stack([latents(range(first + s * n, first + (s + 1) * n), G.z_dim, G.z_dist) for s in range(starts)])
+    z = z0.reshape(-1, G.z_dim).clone().requires_grad_(True)  # (starts * N, z_dim), start-major
+    target = target.repeat(len(z0), 1, 1, 1)
+    with torch.no_grad():
+        target_features = d_features(D, target)
+    opt = torch.optim.Adam([z], lr=lr)
+
+    def losses_per_image() -> torch.Tensor:
+        x = G(z)
+        loss = (x - target).pow(2).flatten(1).mean(1)
+        if target_features is not None and feature_weight:
+            loss = loss + feature_weight * (1 - F.cosine_similarity(d_features(D, x).flatten(1), target_features.flatten(1)))
+        return loss
+
+    for _ in range(steps):
+        loss = losses_per_image()
+        opt.zero_grad(set_to_none=True)
+        (loss.sum() + 1e-3 * z.pow(2).mean(1).sum()).backward()
+        opt.step()
+    with torch.no_grad():
+        final = losses_per_image().reshape(len(z0), n)
+    best = final.argmin(dim=0)
+    return z.detach().reshape(len(z0), n, -1)[best, torch.arange(n)]
+
+
+def photo_latents(model: LatentModel, images: np.ndarray, steps: int | None = None) -> tuple[torch.Tensor, str]:
+    """The latents of photos, and how they were found: the encoder's mean (refined by `steps` of
+    optimisation when asked), else projection into the GAN (from its trained encoder when it has one)."""
+    from facegen.encoding import encode
+
+    if model.E is not None:
+        mu = torch.from_numpy(encode(model.E, images))
+        if not steps:
+            return mu, "encoder mean"
+        return project(model, images, steps, init=mu), f"encoder mean + {steps} optimisation steps"
+    return project(model, images, steps or 200), f"projection ({steps or 200} Adam steps, 4 random starts)"
+
+
+def train_encoder(run: str | Path, steps: int = 2000, batch_size: int = 64, lr: float = 2e-4, pixel_weight: float = 1.0,
+                  seed: int = 0, progress: bool = True) -> Path:
+    """An encoder for a GAN, trained on its own samples (z -> G(z) -> E -> z, MSE in z) plus a pixel term on real
+    faces (x -> E -> G -> x): the start that makes projection fast. Saved as RUN/encoder.safetensors."""
+    from tqdm import tqdm
+
+    from facegen.data import BatchLoader
+    from facegen.models import vae
+
+    model = open_model(run)
+    if "E" in model.checkpoint.nets:
+        raise ValueError(f"{model.checkpoint.path} is a {model.checkpoint.family} model with its own encoder; train-encoder is for GANs")
+    architecture = {"resolution": model.resolution, "z_dim": model.G.z_dim,
+                    "base_channels": model.checkpoint.architecture.get("base_channels", 64)}
+    torch.manual_seed(seed)
+    E = vae.build_encoder(**architecture)["E"]
+    G = model.G.eval().requires_grad_(False)
+    dataset = model.checkpoint.dataset(progress=progress)
+    loader = BatchLoader(dataset.images, dataset.split_indices("train"), batch_size, seed)
+    opt = torch.optim.Adam(E.parameters(), lr=lr, betas=(0.5, 0.999))
+    noise = torch.Generator().manual_seed(seed)
+    for step in tqdm(range(steps), desc="train-encoder", disable=not progress):
+        z = torch.randn(batch_size, G.z_dim, generator=noise)
+        if G.z_dist == "uniform":
+            z = torch.rand(batch_size, G.z_dim, generator=noise) * 2 - 1
+        with torch.no_grad():
+            x_fake = G(z)
+        x_real = to_float(loader.batch(step))
+        loss = F.mse_loss(E(x_fake)[0], z) + pixel_weight * F.mse_loss(G(E(x_real)[0]), x_real)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    state = {"step": steps, "generator": model.checkpoint.path.name, "config": model.checkpoint.state["config"],
+             "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "pixel_weight": pixel_weight, "seed": seed}}
+    return ckpt.save(model.run_dir / ENCODER_FILE, ckpt.Checkpoint("encoder", architecture, {"E": E.state_dict()}, state))
+
+
+# Scoring edits ------------------------------------------------------------------------------------
+
+
+def trusted_attributes(judge_checkpoint: ckpt.Checkpoint, margin: float = 0.02) -> list[str]:
+    """Attributes the judge predicts clearly better than always answering the majority."""
+    accuracy, baseline = judge_checkpoint.state["accuracy"], judge_checkpoint.state["baseline"]
+    return [name for name in accuracy if accuracy[name] >= baseline[name] + margin]
+
+
+def score_edit(judge: nn.Module, trusted: Sequence[str], before: np.ndarray, after: np.ndarray, attribute: str,
+               target: bool, extractor=None) -> dict:
+    """How well an edit works: the fraction of faces without the target value that reach it; the mean
+    fraction of faces whose other trusted attributes the judge sees change; and, with an Inception
+    extractor, the mean cosine of features before and after (1: the face is otherwise the same)."""
+    from facegen.judge import edit_success, predict
+
+    flipped = edit_success(judge, before, after, attribute, target)
+    changed = predict(judge, before) != predict(judge, after)  # (N, A)
+    others = [judge.attr_names.index(name) for name in trusted if name != attribute]
+    scores = {"attribute": attribute, "target": target, "flip_rate": flipped, "n": len(before),
+              "others_changed": float(changed[:, others].mean()) if others else float("nan"),
+              "others_changed_each": {judge.attr_names[i]: float(changed[:, i].mean()) for i in others}}
+    if extractor is not None:
+        a, b = extractor.features(before, progress=False), extractor.features(after, progress=False)
+        cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        scores["inception_cosine"] = float(cosine.mean())
+    return scores
