@@ -47,7 +47,9 @@ def test_removal_by_projection_leaves_no_component_and_label_removal_lands_on_th
     picked = latent.Direction("x", e, "seeds", 3, "seeds 1,2,3")
     assert torch.allclose(latent.remove(z, picked) @ e, torch.zeros(5), atol=1e-6)
     boundary = latent.Direction("y", e, "labels", 10, "test", spread=2.0, offset=0.7)
-    assert torch.allclose(latent.remove(z, boundary) @ e + 0.7, torch.zeros(5), atol=1e-6)
+    assert torch.allclose(latent.remove(z, boundary, margin=0.0) @ e + 0.7, torch.minimum(z @ e + 0.7, torch.zeros(5)), atol=1e-6)
+    past = latent.remove(z, boundary, margin=1.0) @ e + 0.7  # one spread (2.0) past the boundary, or further already
+    assert torch.all(past <= -2.0 + 1e-5) and torch.allclose(past, torch.minimum(z @ e + 0.7, torch.full((5,), -2.0)), atol=1e-5)
     assert torch.allclose((latent.add(z, boundary, 1.5) - z) @ e, torch.full((5,), 3.0), atol=1e-5)  # units of spread
 
 

@@ -308,12 +308,16 @@ def add(z: torch.Tensor, direction: Direction, strength: float) -> torch.Tensor:
     return z + strength * direction.spread * direction.vector
 
 
-def remove(z: torch.Tensor, direction: Direction) -> torch.Tensor:
-    """Take the feature out: the report's projection z - <z, e> e for hand-picked and SeFa directions;
-    for a label boundary, move each latent onto the boundary (<z, n> + b = 0)."""
+def remove(z: torch.Tensor, direction: Direction, margin: float = 1.0) -> torch.Tensor:
+    """Take the feature out. Hand-picked and SeFa directions: the report's projection z - <z, e> e. A label
+    boundary: move each latent on the feature's side to the boundary (<z, n> + b = 0) and `margin` spreads
+    past it, so the result is clearly without the feature rather than a coin toss; latents already that
+    far on the other side stay where they are."""
     along = z @ direction.vector
-    target = -direction.offset if direction.method == "labels" else 0.0
-    return z - (along - target)[:, None] * direction.vector
+    if direction.method != "labels":
+        return z - along[:, None] * direction.vector
+    target = -direction.offset - margin * direction.spread
+    return z - (along - target).clamp(min=0)[:, None] * direction.vector
 
 
 def walk(z: torch.Tensor, direction: Direction, strengths: Sequence[float]) -> torch.Tensor:

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Issue 9's measurements of latent editing, each step skipped when its output exists:
+#   A. ground truth on synthetic faces (32 px): a DCGAN and a VAE, directions from labels, add and remove
+#      Eyeglasses, Smiling, Wearing_Hat and a beard (No_Beard) on 200 faces, scored by a judge trained on
+#      the true labels;
+#   B. the CelebA subset (64 px, crop 140): Smiling walks from a DCGAN and the VAE, the 32 px report's
+#      hand-picked Eyeglasses direction with its mean image and removal by projection, Smiling and Male rates;
+#   C. 100 held-out CelebA photos through the VAE, the VAE-GAN, DCGAN projection and encoder-started projection.
+#   EYEGLASSES_SEEDS=... bash benchmarks/latent_edits.sh [OUT]       (default OUT: runs/latent)
+# Part B's hand-picked seeds come from EYEGLASSES_SEEDS; without it the script stops after writing a grid
+# of the judge's 48 likeliest candidates (candidates-eyeglasses.png, seeds in candidates-eyeglasses.txt)
+# for a person to pick from, as the report did.
+set -euo pipefail
+OUT=${1:-runs/latent}
+CELEBA=${CELEBA:-../shared/data/celeba_subset}
+FACEGEN=${FACEGEN:-facegen}
+PYTHON=${PYTHON:-python3}
+VAE=${VAE:-runs/vae-families/vae64}   # made by benchmarks/vae_families.sh
+MINUTES=${MINUTES:-10}
+ATTRS="Eyeglasses Smiling Wearing_Hat No_Beard"
+mkdir -p "$OUT"
+
+# A. Synthetic ground truth.
+SYN=synthetic:10000
+[ -f "$OUT/judge-synth32/judge.safetensors" ] || $FACEGEN judge train "$SYN" --resolution 32 --epochs 3 --out "$OUT/judge-synth32" --quiet
+[ -d "$OUT/synth-dcgan" ] || $FACEGEN train --preset demo --out "$OUT/synth-dcgan" --quiet
+[ -d "$OUT/synth-vae" ] || $FACEGEN train --preset vae64 --data "$SYN" --set data.resolution=32 --set data.crop=none --epochs 12 \
+  --out "$OUT/synth-vae" --quiet
+$FACEGEN directions "$OUT/synth-dcgan" --from-labels $ATTRS --judge "$OUT/judge-synth32" --n 4000 --condition Male $ATTRS --quiet
+$FACEGEN directions "$OUT/synth-vae" --from-labels $ATTRS --n 9000 --condition Male $ATTRS --quiet
+for family in dcgan vae; do
+  $FACEGEN edit "$OUT/synth-$family" --seeds 0-199 --add Eyeglasses=3 --add Smiling=3 --add Wearing_Hat=3 --add No_Beard=-3 \
+    --remove Eyeglasses --remove Smiling --remove Wearing_Hat --add No_Beard=3 --score --judge "$OUT/judge-synth32" \
+    --out "$OUT/synth-$family/edits"
+done
+
+# B. CelebA subset.
+[ -f "$OUT/judge-celeba64/judge.safetensors" ] || $FACEGEN judge train "$CELEBA" --resolution 64 --crop 140 --epochs 4 \
+  --out "$OUT/judge-celeba64" --quiet
+DCGAN="$OUT/celeba-dcgan64"
+[ -d "$DCGAN" ] || $FACEGEN train --preset dcgan64 --data "$CELEBA" --set data.crop=140 --set train.ema=0.999 \
+  --set data.diffaugment=color,translation --minutes "$MINUTES" --epochs 1000 --out "$DCGAN" --quiet
+VAEGAN="$OUT/celeba-vaegan64"
+[ -d "$VAEGAN" ] || $FACEGEN train --preset vaegan64 --data "$CELEBA" --minutes "$MINUTES" --epochs 1000 --out "$VAEGAN" --quiet
+$FACEGEN directions "$DCGAN" --from-labels Smiling Male --judge "$OUT/judge-celeba64" --n 4000 --quiet
+$FACEGEN directions "$VAE" --from-labels Smiling Male --quiet
+$FACEGEN directions "$VAEGAN" --from-labels Smiling Male --quiet
+for run in "$DCGAN" "$VAE"; do
+  $FACEGEN edit "$run" --seeds 0-7 --walk Smiling --range -3,3 --steps 7 --out "$run/smiling-walk"
+  $FACEGEN edit "$run" --seeds 0-199 --add Smiling=3 --remove Smiling --add Male=3 --remove Male --score \
+    --judge "$OUT/judge-celeba64" --out "$run/celeba-edits"
+done
+if [ -z "${EYEGLASSES_SEEDS:-}" ]; then
+  $PYTHON - "$DCGAN" "$OUT/judge-celeba64" "$OUT" <<'PY'
+import sys
+import numpy as np
+from facegen import latent
+from facegen.images import make_grid, save_image
+from facegen.judge import load_judge, probabilities
+model, (judge, _) = latent.open_model(sys.argv[1]), load_judge(sys.argv[2])
+images = model.images(model.z_of_seeds(range(2000)))
+p = probabilities(judge, images)[:, judge.attr_names.index("Eyeglasses")]
+best = np.argsort(-p)[:48]
+save_image(make_grid(images[best], nrow=8), f"{sys.argv[3]}/candidates-eyeglasses.png")
+open(f"{sys.argv[3]}/candidates-eyeglasses.txt", "w").write(" ".join(map(str, best)) + "\n")
+print("pick the seeds that wear glasses from", f"{sys.argv[3]}/candidates-eyeglasses.png (row-major):", *best)
+PY
+  echo "set EYEGLASSES_SEEDS=... (comma-separated) and run again for part B's hand-picked direction and part C"
+  exit 0
+fi
+$FACEGEN directions "$DCGAN" --from-seeds "Eyeglasses=$EYEGLASSES_SEEDS"
+$FACEGEN edit "$DCGAN" --seeds 0-1999 --remove Eyeglasses --mean-of Eyeglasses --score --judge "$OUT/judge-celeba64" \
+  --out "$DCGAN/eyeglasses-removal"
+
+# C. 100 held-out photos.
+PHOTOS=$($PYTHON - "$CELEBA" <<'PY'
+import sys
+from facegen.data import open_dataset
+dataset = open_dataset(sys.argv[1], 64, 140, progress=False)
+assert not dataset.meta["skipped"], "file indices would not match the cache"
+files = sorted((__import__("pathlib").Path(sys.argv[1]) / "img_align_celeba").glob("*.jpg"))
+print(" ".join(str(files[i]) for i in dataset.split_indices("holdout")[:100]))
+PY
+)
+# shellcheck disable=SC2086
+$FACEGEN edit "$VAE" --images $PHOTOS --add Smiling=3 --score --judge "$OUT/judge-celeba64" --out "$OUT/photos-vae"
+# shellcheck disable=SC2086
+$FACEGEN edit "$VAEGAN" --images $PHOTOS --add Smiling=3 --score --judge "$OUT/judge-celeba64" --out "$OUT/photos-vaegan"
+rm -f "$DCGAN/encoder.safetensors"
+# shellcheck disable=SC2086
+$FACEGEN edit "$DCGAN" --images $PHOTOS --add Smiling=3 --score --judge "$OUT/judge-celeba64" --out "$OUT/photos-dcgan-projection"
+$FACEGEN train-encoder "$DCGAN" --steps 1500 --quiet
+# shellcheck disable=SC2086
+$FACEGEN edit "$DCGAN" --images $PHOTOS --refine-steps 100 --add Smiling=3 --score --judge "$OUT/judge-celeba64" \
+  --out "$OUT/photos-dcgan-encoder"
