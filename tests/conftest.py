@@ -12,11 +12,14 @@ from PIL import Image
 ATTRS = ["Eyeglasses", "Male", "Smiling"]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory, monkeypatch):
-    """Caches go to a per-session temp folder and nothing reaches the network."""
-    monkeypatch.setenv("FACEGEN_CACHE", str(tmp_path_factory.getbasetemp() / "facegen-cache"))
-    monkeypatch.setenv("FACEGEN_OFFLINE", "1")
+@pytest.fixture(autouse=True, scope="session")
+def _isolated(tmp_path_factory):
+    """Caches go to a per-session temp folder and nothing reaches the network. Session-scoped, so that it is
+    in force before any module fixture trains a run (a function-scoped one came too late for those)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FACEGEN_CACHE", str(tmp_path_factory.getbasetemp() / "facegen-cache"))
+        patch.setenv("FACEGEN_OFFLINE", "1")
+        yield
 
 
 def write_celeba(root: Path, n: int = 24, size: tuple[int, int] = (89, 109), seed: int = 0) -> Path:
@@ -76,9 +79,10 @@ def faces(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def vae_run(faces, tmp_path_factory) -> Path:
-    """A 3-step 32 px VAE with z_dim 8 on `faces`, shared by the encoder and latent-tool tests."""
+    """A 3-step 32 px VAE with z_dim 8 on `faces` (quick KID at its last step), shared by the encoder and latent-tool tests."""
     from facegen.config import load_config
     from facegen.train import train
 
     overrides = [f"data.source={faces}", "model.base_channels=4", "train.batch_size=4", "data.resolution=32", "model.z_dim=8"]
-    return train(load_config("vae64", overrides=[*overrides, "train.steps=3"]), tmp_path_factory.mktemp("runs") / "vae", progress=False)
+    cfg = load_config("vae64", overrides=[*overrides, "train.steps=3", "train.kid_every=3", "train.kid_samples=4"])
+    return train(cfg, tmp_path_factory.mktemp("runs") / "vae", progress=False)

@@ -37,6 +37,12 @@ def test_prepare_train_sample_end_to_end(trained_run, capsys, tmp_path):
     assert code == 0 and sorted(p.name for p in (tmp_path / "png").iterdir()) == ["seed-000003.png", "seed-000007.png", "seed-000008.png"]
 
 
+def test_sample_of_nothing_and_a_gmm_prior_without_encoder_are_one_line(trained_run, capsys, tmp_path):
+    for argv, message in ((["--n", "0"], "ask for at least one image"), (["--prior", "gmm"], "has no encoder")):
+        code, _, err = run(capsys, "sample", str(trained_run), *argv, "--grid", str(tmp_path / "g.png"))
+        assert code == 2 and err.count("\n") == 1 and message in err
+
+
 def test_image_i_comes_from_seed_i_whatever_the_batch_size(trained_run):
     G, _ = load_generator(trained_run)
     all_at_once = sample_seeds(G, range(10), batch_size=10)

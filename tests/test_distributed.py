@@ -35,12 +35,14 @@ from facegen.cli import main
 from facegen.images import to_uint8
 
 seen = {"x": [], "checkpoints": 0, "previews": 0}
-gan_step, save_checkpoint, save_grid = steps.STEPS["dcgan"], T.ckpt.save, T.save_grid
+update_steps, save_checkpoint, save_grid = dict(steps.STEPS), T.ckpt.save, T.save_grid
 
-def spy_step(nets, opt, x_real, ctx):
-    seen["G"], seen["D"] = distributed.unwrap(nets["G"]), distributed.unwrap(nets["D"])
-    seen["x"].append(torch.from_numpy(to_uint8(x_real)))
-    return gan_step(nets, opt, x_real, ctx)
+def spy(family):
+    def spy_step(nets, opt, x_real, ctx):
+        seen["nets"] = {role: distributed.unwrap(net) for role, net in nets.items()}
+        seen["x"].append(torch.from_numpy(to_uint8(x_real)))
+        return update_steps[family](nets, opt, x_real, ctx)
+    return spy_step
 
 def spy_save(*args, **kwargs):
     seen["checkpoints"] += 1
@@ -50,9 +52,10 @@ def spy_grid(*args, **kwargs):
     seen["previews"] += 1
     return save_grid(*args, **kwargs)
 
-steps.STEPS["dcgan"], T.ckpt.save, T.save_grid = spy_step, spy_save, spy_grid
+steps.STEPS.update({family: spy(family) for family in update_steps})
+T.ckpt.save, T.save_grid = spy_save, spy_grid
 code = main(sys.argv[1:])
-dump = {"G": seen["G"].state_dict(), "D": seen["D"].state_dict(), "x": seen["x"],
+dump = {**{role: net.state_dict() for role, net in seen["nets"].items()}, "x": seen["x"],
         "checkpoints": seen["checkpoints"], "previews": seen["previews"]}
 torch.save(dump, Path(os.environ["DUMP_DIR"]) / f"rank{os.environ['RANK']}.pt")
 sys.exit(code)
@@ -75,7 +78,7 @@ def train_args(source: Path, out: Path, steps: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cache(celeba_dir, tmp_path_factory) -> Path:
-    """conftest's FACEGEN_CACHE, built here: module fixtures run before its function-scoped autouse fixture."""
+    """conftest's FACEGEN_CACHE, built once here rather than once per rank."""
     root = tmp_path_factory.getbasetemp() / "facegen-cache"
     open_dataset(str(celeba_dir), 32, cache_dir=root, progress=False)  # one build, not one per rank
     return root
@@ -105,10 +108,7 @@ def test_ranks_see_disjoint_shards_and_end_with_equal_weights(straight, celeba_d
     # Weights: DDP averaged the gradients, so every parameter is bit-identical across ranks. (BatchNorm
     # running statistics are not compared: DDP broadcasts rank 0's at each forward, and the last forward
     # leaves each rank's own; only rank 0's are saved.)
-    for role in ("G", "D"):
-        for name, value in ranks[0][role].items():
-            if "running_" not in name and "num_batches" not in name:
-                assert torch.equal(value, ranks[1][role][name]), f"{role}.{name} differs between ranks"
+    _equal_across_ranks(ranks, ("G", "D"))
 
     # Data: each rank trained on exactly the batches its own BatchLoader shard deals out.
     dataset = open_dataset(str(celeba_dir), 32, cache_dir=cache, progress=False)
@@ -148,6 +148,26 @@ def test_resume_under_ddp_matches_the_uninterrupted_run(straight, resumed):
     for role in ("G", "D"):
         for name, value in a.nets[role].items():
             assert torch.equal(value, b.nets[role][name]), f"{role}.{name}"
+
+
+def _equal_across_ranks(ranks: list[dict], roles: tuple[str, ...]) -> None:
+    """Every parameter bit-identical on both ranks (BatchNorm statistics are each rank's own)."""
+    for role in roles:
+        for name, value in ranks[0][role].items():
+            if "running_" not in name and "num_batches" not in name:
+                assert torch.equal(value, ranks[1][role][name]), f"{role}.{name} differs between ranks"
+
+
+@pytest.mark.parametrize("family, roles", [("vae", ("E", "G")), ("vaegan", ("E", "G", "D"))])
+def test_encoder_families_train_under_ddp_with_averaged_gradients(family, roles, celeba_dir, cache, tmp_path):
+    """The VAE's one backward goes through DDP; the VAE-GAN's three losses average their gradients by hand."""
+    (tmp_path / "driver.py").write_text(textwrap.dedent(DRIVER))
+    args = train_args(celeba_dir, tmp_path / "run", 2) + ["--set", f"model.family={family}", "--set", "model.z_dim=8"]
+    torchrun([str(tmp_path / "driver.py")], args, cache, DUMP_DIR=str(tmp_path))
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    assert set(ranks[0]) >= set(roles)
+    _equal_across_ranks(ranks, roles)
+    assert ckpt.load(tmp_path / "run").state["step"] == 2
 
 
 def test_sync_batchnorm_on_cpu_is_a_clear_error_before_training(tmp_path):

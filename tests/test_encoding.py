@@ -20,6 +20,11 @@ def test_mse_and_psnr_on_known_images():
     assert mse.tolist() == [0.0, 1.0] and psnr[1] == 0.0 and psnr[0] == pytest.approx(120.0)
 
 
+def test_a_vae_run_logs_its_quick_kid_and_keeps_the_best(vae_run):
+    kids = [json.loads(line) for line in (vae_run / "metrics.jsonl").read_text().splitlines() if '"kid"' in line]
+    assert [r["step"] for r in kids] == [3] and (vae_run / "checkpoints" / "best.safetensors").is_file()
+
+
 def test_reconstruct_held_out_faces_prints_errors_and_writes_the_pairs(vae_run, capsys, tmp_path):
     code, out, _ = run(capsys, "reconstruct", str(vae_run), "--holdout", "3", "--out", str(tmp_path / "grid.png"), "--quiet")
     assert code == 0 and out.count("PSNR") == 4 and "mean of 3" in out

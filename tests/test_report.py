@@ -133,3 +133,17 @@ def test_page_opens_in_headless_chromium(runs, tmp_path):
     dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     assert "grid-base.png" in dom and "not evaluated" in dom
+
+
+def test_compare_shows_an_encoder_models_gmm_and_reconstruction_scores(runs, vae_run, tmp_path):
+    vae = copy_run(vae_run, tmp_path / "vae")
+    gan = copy_run(runs["base"], tmp_path / "gan")
+    (vae / "eval.json").write_text(json.dumps({"fid": 90.0, "kid": 0.08, "kid_std": 0.001, "n": 10, "step": 3}))
+    (vae / "eval-gmm.json").write_text(json.dumps({"fid": 80.0, "kid": 0.07, "kid_std": 0.002, "n": 10}))
+    (vae / "eval-reconstructions.json").write_text(json.dumps({"fid": 40.0, "kid": 0.03, "mse": 0.0123, "psnr": 19.1, "n": 4}))
+    (gan / "eval.json").write_text(json.dumps({"fid": 70.0, "kid": 0.06, "kid_std": 0.001, "n": 10, "step": 3}))
+    text = compare_runs([vae, gan], tmp_path / "cmp", seeds=SEEDS).read_text()
+    for column in ("FID (GMM prior)", "KID (GMM prior)", "recon MSE", "recon PSNR", "recon FID"):
+        assert column in text
+    assert "0.0700 ± 0.0020" in text and "0.0123" in text and "19.10" in text
+    assert (tmp_path / "cmp" / "curves-recon.png").is_file() and (tmp_path / "cmp" / "curves-kl.png").is_file()

@@ -65,6 +65,9 @@ TRICKS = {
     "MSG-GAN + everything": ["model.family=msggan", "data.diffaugment=color,translation,cutout", "loss.instance_noise=0.1",
                              "loss.label_noise=flip(0.05)", "train.ema=0.9", "model.spectral_norm=true"],
     "hinge + SN + EMA + DiffAugment": ["loss.kind=hinge", "model.spectral_norm=true", "train.ema=0.9", "data.diffaugment=translation"],
+    "VAE + EMA + KL warm-up": ["model.family=vae", "model.z_dim=8", "train.ema=0.9", "loss.kl_warmup_steps=3", "loss.recon=l1"],
+    "VAE-GAN + EMA + gating + label noise": ["model.family=vaegan", "model.z_dim=8", "loss.recon=dis_feature", "train.ema=0.9",
+                                             "loss.equilibrium=0.68", "loss.label_noise=beta(1,5)", "model.spectral_norm=true"],
 }
 
 

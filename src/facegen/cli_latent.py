@@ -154,7 +154,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
         record["photos"] = photos
     start = model.images(z)  # what the edits start from: the samples, or the photos as the model sees them
     columns, scores = [originals] + ([start] if photos else []), []
-    judge = trusted = extractor = None
+    judge = trusted = extractor = start_features = None
     if args.score:
         from facegen.judge import load_judge
         from facegen.metrics import FeatureExtractor
@@ -163,6 +163,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
             raise ValueError("--score needs --judge DIR (made by facegen judge train) to read the attributes")
         judge, judge_checkpoint = load_judge(args.judge)
         trusted, extractor = latent.trusted_attributes(judge_checkpoint), FeatureExtractor()
+        start_features = extractor.features(start, progress=False)  # once for every scored edit
     for kind, name, value in operations:
         direction = latent.pick(directions, name)
         strength = _number(value, f"--add {name}") if kind == "add" else None
@@ -171,7 +172,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
         entry = {"op": kind, "direction": name, "strength": strength, "method": direction.method}
         if judge is not None and name in judge.attr_names:
             entry["score"] = latent.score_edit(judge, trusted, start, edited, name, target=kind == "add" and strength > 0,
-                                               extractor=extractor)
+                                               extractor=extractor, before_features=start_features)
             scores.append(entry)
         record["operations"].append(entry)
     if operations:
@@ -195,7 +196,8 @@ def cmd_edit(args: argparse.Namespace) -> None:
     write_text_atomic(out / "edit.json", json.dumps(record, indent=1))
     for entry in scores:
         s = entry["score"]
-        print(f"{entry['op']} {entry['direction']}: {100 * s['flip_rate']:.1f} % reach {'it' if s['target'] else 'its absence'}, "
+        reached = "no face needed it" if s["flip_rate"] is None else f"{100 * s['flip_rate']:.1f} % of {s['n_needed']}"
+        print(f"{entry['op']} {entry['direction']}: {reached} reach {'it' if s['target'] else 'its absence'}, "
               f"other attributes change in {100 * s['others_changed']:.1f} %, Inception cosine {s.get('inception_cosine', float('nan')):.3f}")
     print(f"wrote {', '.join(record['files'])} and {out / 'edit.json'}")
 

@@ -448,20 +448,23 @@ def trusted_attributes(judge_checkpoint: ckpt.Checkpoint, margin: float = 0.02) 
 
 
 def score_edit(judge: nn.Module, trusted: Sequence[str], before: np.ndarray, after: np.ndarray, attribute: str,
-               target: bool, extractor=None) -> dict:
-    """How well an edit works: the fraction of faces without the target value that reach it; the mean
-    fraction of faces whose other trusted attributes the judge sees change; and, with an Inception
-    extractor, the mean cosine of features before and after (1: the face is otherwise the same)."""
+               target: bool, extractor=None, before_features: np.ndarray | None = None) -> dict:
+    """How well an edit works: the fraction of faces without the target value that reach it (None when every
+    face already had it); the mean fraction of faces whose other trusted attributes the judge sees change;
+    and, with an Inception extractor, the mean cosine of features before and after (1: otherwise the same face)."""
     from facegen.judge import edit_success, predict
 
-    flipped = edit_success(judge, before, after, attribute, target)
-    changed = predict(judge, before) != predict(judge, after)  # (N, A)
+    was, now = predict(judge, before), predict(judge, after)  # (N, A)
+    needed = was[:, judge.attr_names.index(attribute)] != target
+    flipped = edit_success(judge, before, after, attribute, target) if needed.any() else None
+    changed = was != now
     others = [judge.attr_names.index(name) for name in trusted if name != attribute]
-    scores = {"attribute": attribute, "target": target, "flip_rate": flipped, "n": len(before),
+    scores = {"attribute": attribute, "target": target, "flip_rate": flipped, "n": len(before), "n_needed": int(needed.sum()),
               "others_changed": float(changed[:, others].mean()) if others else float("nan"),
               "others_changed_each": {judge.attr_names[i]: float(changed[:, i].mean()) for i in others}}
-    if extractor is not None:
-        a, b = extractor.features(before, progress=False), extractor.features(after, progress=False)
+    if extractor is not None:  # before_features: the same faces' features, when several edits of them are scored
+        a = before_features if before_features is not None else extractor.features(before, progress=False)
+        b = extractor.features(after, progress=False)
         cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
         scores["inception_cosine"] = float(cosine.mean())
     return scores

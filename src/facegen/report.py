@@ -22,7 +22,10 @@ ALWAYS_SHOWN = ("model.family", "data.resolution")  # the facts a reader needs e
 # eval.json key, column title, whether lower is better.
 QUALITY = (("fid", "FID", True), ("kid", "KID", True), ("precision", "precision", False),
            ("recall", "recall", False), ("is", "IS", False))
-OPTIONAL_QUALITY = ("is",)  # shown only when some run has it
+QUALITY += (("gmm_fid", "FID (GMM prior)", True), ("gmm_kid", "KID (GMM prior)", True),
+            ("recon_mse", "recon MSE", True), ("recon_psnr", "recon PSNR", False), ("recon_fid", "recon FID", True))
+OPTIONAL_QUALITY = ("is", "gmm_fid", "gmm_kid", "recon_mse", "recon_psnr", "recon_fid")  # shown only when some run has it
+EXTRA_EVALUATIONS = (("eval-gmm.json", "gmm_"), ("eval-reconstructions.json", "recon_"))  # file, column prefix
 # Overlaid curves of the compare page, each drawn when some run logged its keys.
 OVERLAYS = ((("loss_d", "loss_g"), "GAN losses", "loss", "curves-loss.png"),
             (("d_real", "d_fake"), "mean D output (sigmoid of logits)", "D(x)", "curves-d.png"),
@@ -110,16 +113,25 @@ def _open_run(path: Path, name: str) -> Run:
     newest = ckpt.latest(path)
     if newest is None:
         raise ValueError(f"run {path} has no checkpoints yet (looked in {path / 'checkpoints'}); train it longer or leave it out")
-    evaluation = None
-    if (path / "eval.json").is_file():
-        try:
-            evaluation = json.loads((path / "eval.json").read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path / 'eval.json'} is not valid JSON ({err}); rerun facegen evaluate on {path}") from None
-        if not isinstance(evaluation, dict):
-            raise ValueError(f"{path / 'eval.json'} is not an evaluation (a JSON object of metrics); rerun facegen evaluate on {path}")
+    evaluation = _read_evaluation(path / "eval.json")
+    for name, prefix in EXTRA_EVALUATIONS:  # an encoder model's GMM-prior and reconstruction scores, as extra columns
+        extra = _read_evaluation(path / name)
+        if extra is not None:
+            evaluation = {**(evaluation or {}), **{prefix + k: extra[k] for k in ("fid", "kid", "kid_std", "mse", "psnr") if k in extra}}
     config = flatten_config(json.loads(config_path.read_text()))
     return Run(name, path, config, read_metrics(path / "metrics.jsonl"), evaluation, newest)
+
+
+def _read_evaluation(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        evaluation = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); rerun facegen evaluate on {path.parent}") from None
+    if not isinstance(evaluation, dict):
+        raise ValueError(f"{path} is not an evaluation (a JSON object of metrics); rerun facegen evaluate on {path.parent}")
+    return evaluation
 
 
 def run_names(paths: Sequence[Path]) -> list[str]:
@@ -196,7 +208,7 @@ def _plot_overlay(runs: Sequence[Run], keys: tuple[str, ...], title: str, ylabel
 
 
 def _format(key: str, value: float) -> str:
-    if key in ("kid",):
+    if key.endswith("kid") or key.endswith("mse"):
         return f"{value:.4f}"
     if key in ("precision", "recall"):
         return f"{value:.3f}"

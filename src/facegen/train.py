@@ -148,7 +148,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", disable=not (progress and world.is_main))
     images_per_step = cfg.train.batch_size * world.size
     t_start = t_log = time.perf_counter()
-    step, done = start, start >= total_steps
+    step, done = start, start >= total_steps or seconds_before >= budget_s
     try:
         while not done:
             noise.manual_seed(step_seed(cfg.train.seed, step, world.rank))
@@ -164,7 +164,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
             step += 1
             bar.update()
             # Stop at the step budget or the wall-clock budget, whichever comes first; ranks agree on the clock.
-            done = step >= total_steps or world.any(seconds_before + time.perf_counter() - t_start >= budget_s)
+            done = step >= total_steps or (budget_s < float("inf") and world.any(seconds_before + time.perf_counter() - t_start >= budget_s))
 
             # Log.
             if step % cfg.train.log_every == 0 or done:
