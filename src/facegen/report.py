@@ -114,8 +114,8 @@ def _open_run(path: Path, name: str) -> Run:
     if newest is None:
         raise ValueError(f"run {path} has no checkpoints yet (looked in {path / 'checkpoints'}); train it longer or leave it out")
     evaluation = _read_evaluation(path / "eval.json")
-    for name, prefix in EXTRA_EVALUATIONS:  # an encoder model's GMM-prior and reconstruction scores, as extra columns
-        extra = _read_evaluation(path / name)
+    for file_name, prefix in EXTRA_EVALUATIONS:  # an encoder model's GMM-prior and reconstruction scores, as extra columns
+        extra = _read_evaluation(path / file_name)
         if extra is not None:
             evaluation = {**(evaluation or {}), **{prefix + k: extra[k] for k in ("fid", "kid", "kid_std", "mse", "psnr") if k in extra}}
     config = flatten_config(json.loads(config_path.read_text()))
