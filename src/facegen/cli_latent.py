@@ -15,7 +15,6 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     from facegen.checkpoint import load_autoencoder
     from facegen.data import load_photo
     from facegen.encoding import mse_psnr, pairs_grid, reconstruct
-    from facegen.evaluate import real_images
     from facegen.images import save_image
 
     E, G, checkpoint = load_autoencoder(args.run)

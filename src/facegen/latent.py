@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,7 +31,6 @@ from facegen.sample import generate, latents
 
 DIRECTIONS_FILE, DIRECTIONS_INDEX = "directions.safetensors", "directions.json"
 ENCODER_FILE = "encoder.safetensors"  # a GAN's encoder, trained by train_encoder
-METHODS = ("seeds", "labels", "sefa")
 PROJECTION_SEEDS = 10**9  # projection starts draw prior seeds from here, apart from the seeds people sample
 
 
