@@ -13,15 +13,14 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
     import numpy as np
 
     from facegen.checkpoint import load_autoencoder
-    from facegen.data import load_photo
+    from facegen.data import load_photos
     from facegen.encoding import mse_psnr, pairs_grid, reconstruct
     from facegen.images import save_image
 
     E, G, checkpoint = load_autoencoder(args.run)
     if args.images:
-        crop = checkpoint.state["config"]["data"]["crop"]
         names = list(args.images)
-        originals = np.stack([load_photo(p, checkpoint.architecture["resolution"], crop) for p in names])
+        originals = load_photos(names, checkpoint.architecture["resolution"], checkpoint.state["config"]["data"]["crop"])
     else:
         if args.holdout < 1:
             raise ValueError(f"--holdout {args.holdout}: ask for at least one held-out face, e.g. --holdout 16")

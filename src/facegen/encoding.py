@@ -107,8 +107,7 @@ def gmm_prior(run: str | Path, components: int = 10, max_images: int = 20000, pr
     except ImportError:
         raise ValueError("the GMM prior needs scikit-learn: pip install 'facegen[latent]'") from None
     dataset = checkpoint.dataset(progress=progress)
-    indices = dataset.split_indices(checkpoint.state["config"]["data"]["split"])
-    indices = indices[np.linspace(0, len(indices) - 1, min(max_images, len(indices))).round().astype(int)]
+    indices = dataset.spread_indices(checkpoint.state["config"]["data"]["split"], max_images)
     z = encode(E, np.asarray(dataset.images[indices]))
     gmm = GaussianMixture(components, covariance_type="full", random_state=0, reg_covar=1e-4).fit(z)
     prior = GaussianMixturePrior(gmm.weights_ / gmm.weights_.sum(), gmm.means_, np.linalg.cholesky(gmm.covariances_),
@@ -159,8 +158,7 @@ def latent_plot(run: str | Path, attribute: str, out: str | Path, method: str = 
                          "(a CelebA root with list_attr_celeba.txt, or synthetic:N)")
     if attribute not in dataset.attr_names:
         raise ValueError(f"unknown attribute {attribute!r}; this data has: {', '.join(dataset.attr_names)}")
-    indices = dataset.split_indices("holdout")
-    indices = indices[np.linspace(0, len(indices) - 1, min(n, len(indices))).round().astype(int)]
+    indices = dataset.spread_indices("holdout", n)
     images = np.asarray(dataset.images[indices])
     labels = dataset.labels[indices, dataset.attr_names.index(attribute)] > 0
     views = {"latent means (encoder)": project_2d(encode(E, images), method),

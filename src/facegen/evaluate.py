@@ -31,10 +31,7 @@ def preparation(protocol: dict) -> dict:
 
 def real_images(dataset: FaceDataset, split: str, n: int | None) -> np.ndarray:
     """Up to n images of a split, spread evenly over it (deterministic, no seed needed)."""
-    indices = dataset.split_indices(split)
-    if n is not None and n < len(indices):
-        indices = indices[np.linspace(0, len(indices) - 1, n).round().astype(int)]
-    return np.asarray(dataset.images[indices])
+    return np.asarray(dataset.images[dataset.spread_indices(split, n)])
 
 
 def reference_statistics(dataset: FaceDataset, split: str, n: int | None, extractor: FeatureExtractor,

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facegen import checkpoint as ckpt
-from facegen.data import load_photo
+from facegen import data
 from facegen.files import write_text_atomic
 from facegen.images import save_image, make_grid, to_float
 from facegen.sample import generate, latents
@@ -224,8 +224,7 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
     dataset = model.checkpoint.dataset(progress=progress) if model.E is not None and judge_path is None else None
     if dataset is not None and dataset.labels is not None:
         _known(wanted, dataset.attr_names, "the run's data")
-        indices = dataset.split_indices("train")
-        indices = indices[np.linspace(0, len(indices) - 1, min(n, len(indices))).round().astype(int)]
+        indices = dataset.spread_indices("train", n)
         z = encode(model.E, np.asarray(dataset.images[indices]))
         labels = {a: (dataset.labels[indices, dataset.attr_names.index(a)] > 0, np.ones(len(z), bool)) for a in wanted}
         source = f"{len(z)} encoded training faces with their labels ({dataset.meta['source']})"
@@ -328,9 +327,7 @@ def walk(z: torch.Tensor, direction: Direction, strengths: Sequence[float]) -> t
 
 def load_photos(model: LatentModel, paths: Sequence[str | Path]) -> np.ndarray:
     """uint8 (N, R, R, 3): photos prepared with the run's own crop and resolution, as its training data was."""
-    if not paths:
-        raise ValueError("no photos given; pass image files, e.g. --images me.jpg")
-    return np.stack([load_photo(p, model.resolution, model.crop) for p in paths])
+    return data.load_photos(paths, model.resolution, model.crop)
 
 
 def d_features(D: nn.Module | None, x: torch.Tensor) -> torch.Tensor | None:

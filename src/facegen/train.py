@@ -133,7 +133,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
 
     quick_kid = QuickKID(dataset, cfg.train.kid_samples, out) if cfg.train.kid_every and world.is_main else None
     # Encoder models also preview reconstructions of fixed held-out faces.
-    recon_faces = np.asarray(dataset.images[np.sort(preview_faces(dataset))]) if "E" in nets else None
+    recon_faces = np.asarray(dataset.images[preview_faces(dataset)]) if "E" in nets else None
 
     def preview(step: int) -> None:
         if not world.is_main:
@@ -206,9 +206,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
 
 def preview_faces(dataset: FaceDataset, n: int = 16) -> np.ndarray:
     """Indices of n fixed faces to reconstruct in previews: held-out ones when the split has enough."""
-    holdout = np.flatnonzero(dataset.holdout)
-    pool = holdout if len(holdout) >= n else np.arange(len(dataset.images))
-    return pool[np.linspace(0, len(pool) - 1, min(n, len(pool))).round().astype(int)]
+    return dataset.spread_indices("holdout" if dataset.holdout.sum() >= n else "all", n)
 
 
 class QuickKID:

@@ -66,6 +66,13 @@ class FaceDataset:
             raise ValueError(f"the {split!r} split of {self.path} is empty ({len(self.images)} images in all); use data.split=all")
         return indices
 
+    def spread_indices(self, split: str, n: int | None) -> np.ndarray:
+        """Up to n indices of a split, spread evenly over it (deterministic, no seed needed); all of it for None."""
+        indices = self.split_indices(split)
+        if n is None or n >= len(indices):
+            return indices
+        return indices[np.linspace(0, len(indices) - 1, n).round().astype(int)]
+
 
 def is_cache(path: str | Path) -> bool:
     return (Path(path) / "meta.json").is_file() and (Path(path) / "images.npy").is_file()
@@ -195,6 +202,13 @@ def _decode_file(path: Path, resolution: int, crop: int | None) -> tuple[np.ndar
             return fit_image(rgb, resolution, crop), f"converted from {mode}" if mode else None
     except Exception as err:  # noqa: BLE001  (any decoder failure means: skip this file)
         return None, f"skipped: {type(err).__name__}: {err}"[:200]
+
+
+def load_photos(paths: list[str | Path], resolution: int, crop: int | None) -> np.ndarray:
+    """uint8 (N, R, R, 3): photos prepared as the cache prepares source images, or a one-line error."""
+    if not paths:
+        raise ValueError("no photos given; pass image files, e.g. --images me.jpg")
+    return np.stack([load_photo(p, resolution, crop) for p in paths])
 
 
 def load_photo(path: str | Path, resolution: int, crop: int | None) -> np.ndarray:
