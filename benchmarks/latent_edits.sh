@@ -19,20 +19,28 @@ VAE=${VAE:-runs/vae-families/vae64}   # made by benchmarks/vae_families.sh
 DCGAN_STEPS=${DCGAN_STEPS:-600}    # about 10 minutes of this 2-core bf16 CPU each, as step counts so that the
 VAEGAN_STEPS=${VAEGAN_STEPS:-550}  # runs do not depend on what else the machine is doing
 ATTRS="Eyeglasses Smiling Wearing_Hat No_Beard"
+SYN_STRENGTH=${SYN_STRENGTH:-4}  # spreads across the boundary (part A)
+SYN_MARGIN=${SYN_MARGIN:-1}      # spreads past the boundary that a removal goes (part A)
 mkdir -p "$OUT"
 
-# A. Synthetic ground truth.
+# A. Synthetic ground truth: both models get the same wall-clock budget, the judge enough epochs to read
+# the drawn attributes reliably (a noisy judge counts its own mistakes as side effects).
 SYN=synthetic:10000
-[ -f "$OUT/judge-synth32/judge.safetensors" ] || $FACEGEN judge train "$SYN" --resolution 32 --epochs 3 --out "$OUT/judge-synth32" --quiet
-[ -d "$OUT/synth-dcgan" ] || $FACEGEN train --preset demo --out "$OUT/synth-dcgan" --quiet
-[ -d "$OUT/synth-vae" ] || $FACEGEN train --preset vae64 --data "$SYN" --set data.resolution=32 --set data.crop=none --epochs 12 \
-  --out "$OUT/synth-vae" --quiet
-$FACEGEN directions "$OUT/synth-dcgan" --from-labels $ATTRS --judge "$OUT/judge-synth32" --n 4000 --condition Male $ATTRS --quiet
-$FACEGEN directions "$OUT/synth-vae" --from-labels $ATTRS --n 9000 --condition Male $ATTRS --quiet
-for family in dcgan vae; do
-  $FACEGEN edit "$OUT/synth-$family" --seeds 0-199 --add Eyeglasses=3 --add Smiling=3 --add Wearing_Hat=3 --add No_Beard=-3 \
-    --remove Eyeglasses --remove Smiling --remove Wearing_Hat --add No_Beard=3 --score --judge "$OUT/judge-synth32" \
-    --out "$OUT/synth-$family/edits"
+SYN_MINUTES=${SYN_MINUTES:-10}
+JUDGE32="$OUT/judge-synth32-e10"
+[ -f "$JUDGE32/judge.safetensors" ] || $FACEGEN judge train "$SYN" --resolution 32 --epochs 10 --out "$JUDGE32" --quiet
+[ -f "$OUT/synth-dcgan32/checkpoints/done" ] || { rm -rf "$OUT/synth-dcgan32"; $FACEGEN train --preset dcgan32 --data "$SYN" \
+  --set train.ema=0.999 --set data.diffaugment=color,translation --minutes "$SYN_MINUTES" --epochs 1000 --out "$OUT/synth-dcgan32" --quiet \
+  && touch "$OUT/synth-dcgan32/checkpoints/done"; }
+[ -f "$OUT/synth-vae32/checkpoints/done" ] || { rm -rf "$OUT/synth-vae32"; $FACEGEN train --preset vae64 --data "$SYN" \
+  --set data.resolution=32 --set data.crop=none --minutes "$SYN_MINUTES" --epochs 1000 --out "$OUT/synth-vae32" --quiet \
+  && touch "$OUT/synth-vae32/checkpoints/done"; }
+$FACEGEN directions "$OUT/synth-dcgan32" --from-labels $ATTRS --judge "$JUDGE32" --n 4000 --condition Male $ATTRS --quiet
+$FACEGEN directions "$OUT/synth-vae32" --from-labels $ATTRS --n 9000 --condition Male $ATTRS --quiet
+for family in dcgan32 vae32; do
+  $FACEGEN edit "$OUT/synth-$family" --seeds 0-199 --add Eyeglasses=$SYN_STRENGTH --add Smiling=$SYN_STRENGTH \
+    --add Wearing_Hat=$SYN_STRENGTH --add No_Beard=-$SYN_STRENGTH --remove Eyeglasses --remove Smiling --remove Wearing_Hat \
+    --add No_Beard=$SYN_STRENGTH --margin "$SYN_MARGIN" --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits"
 done
 
 # B. CelebA subset.

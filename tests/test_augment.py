@@ -102,3 +102,9 @@ def test_a_pyramid_is_augmented_as_one_image():
         f = 32 // coarse.shape[-1]
         assert torch.equal(coarse, cut[-1][:, f // 2::f, f // 2::f])
     assert F.avg_pool2d(cut[-1].float(), 32).mean() > 0
+
+
+def test_same_size_batches_in_a_list_get_the_same_draws():
+    x = _images(4)
+    real, copy = diff_augment([x, x.clone()], "color,translation,cutout", _seeded(6))
+    assert torch.equal(real, copy) and not torch.equal(real, x)  # a face and its reconstruction, augmented alike

@@ -53,6 +53,18 @@ def test_removal_by_projection_leaves_no_component_and_label_removal_lands_on_th
     assert torch.allclose((latent.add(z, boundary, 1.5) - z) @ e, torch.full((5,), 3.0), atol=1e-5)  # units of spread
 
 
+def test_conditioned_edits_cross_the_attributes_own_boundary_and_leave_the_condition_alone():
+    normal, other = torch.nn.functional.normalize(torch.randn(2, 12), dim=1)
+    vector = latent.condition(normal, [other])
+    d = latent.Direction("y", vector, "labels", 10, "test", spread=0.5, offset=-0.3, normal=normal)
+    z = torch.randn(6, 12)
+    distance = lambda w: (w @ normal - 0.3) / 0.5  # in spreads
+    assert torch.allclose(distance(latent.add(z, d, 2.0)) - distance(z), torch.full((6,), 2.0), atol=1e-4)
+    assert torch.allclose(latent.add(z, d, 2.0) @ other, z @ other, atol=1e-5)
+    removed = latent.remove(z, d, margin=1.0)
+    assert torch.all(distance(removed) <= -1.0 + 1e-4) and torch.allclose(removed @ other, z @ other, atol=1e-5)
+
+
 def test_conditioning_makes_a_direction_orthogonal_to_the_others():
     a, b, c = torch.randn(3, 10)
     conditioned = latent.condition(a, [b, c])

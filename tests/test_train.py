@@ -68,6 +68,8 @@ TRICKS = {
     "VAE + EMA + KL warm-up": ["model.family=vae", "model.z_dim=8", "train.ema=0.9", "loss.kl_warmup_steps=3", "loss.recon=l1"],
     "VAE-GAN + EMA + gating + label noise": ["model.family=vaegan", "model.z_dim=8", "loss.recon=dis_feature", "train.ema=0.9",
                                              "loss.equilibrium=0.68", "loss.label_noise=beta(1,5)", "model.spectral_norm=true"],
+    "VAE-GAN + pixel term + DiffAugment": ["model.family=vaegan", "model.z_dim=8", "loss.recon=dis_feature", "loss.pixel_weight=1",
+                                           "data.diffaugment=color,translation,cutout"],
 }
 
 

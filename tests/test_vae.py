@@ -93,11 +93,19 @@ def test_equilibrium_gates_follow_larsens_rule():
     assert stats["train_d"].item() == 0.0 and not changed["D"] and changed["G"]
 
 
+def test_a_pixel_term_adds_to_the_feature_error():
+    features_only, _ = _vaegan_step()
+    with_pixels, _ = _vaegan_step(pixel_weight=2.0)
+    # The same seeded batch and nets: the difference is 2 x the per-image pixel error, well above zero.
+    assert with_pixels["recon"].item() > features_only["recon"].item() + 1.0
+
+
 @pytest.mark.parametrize("setting, message", [
     ("loss.beta=-1", "loss.beta = -1.0 must be >= 0"),
     ("loss.gamma=-0.5", "loss.gamma = -0.5 must be >= 0"),
     ("loss.recon=ssim", "loss.recon = 'ssim' is not valid; choose one of: mse, l1, bce, pixel, dis_feature"),
     ("model.z_dist=uniform", "model.z_dist = 'uniform' does not apply to model.family = vaegan"),
+    ("loss.pixel_weight=-1", "loss.pixel_weight = -1.0 must be >= 0"),
 ])
 def test_a_bad_vae_setting_is_one_line_before_training(setting, message, capsys, tmp_path):
     code = main(["train", "--preset", "vaegan-anime64", "--data", "synthetic:8", "--set", setting, "--out", str(tmp_path / "run")])
@@ -109,6 +117,10 @@ def test_a_bad_vae_setting_is_one_line_before_training(setting, message, capsys,
 def test_feature_reconstruction_needs_a_discriminator():
     with pytest.raises(ValueError, match="loss.recon = dis_feature needs a discriminator"):
         load_config("vae64", overrides=["loss.recon=dis_feature"])
+    with pytest.raises(ValueError, match="loss.pixel_weight .* needs loss.recon = dis_feature, not 'mse'"):
+        load_config("vaegan-anime64", overrides=["loss.recon=mse", "loss.pixel_weight=1"])
+    with pytest.raises(ValueError, match="loss.pixel_weight = 1.0 does not apply to model.family = vae"):
+        load_config("vae64", overrides=["loss.pixel_weight=1"])
     with pytest.raises(ValueError, match="model.feature_layer = 1 is not a strided conv"):
         models.build("vaegan", resolution=32, feature_layer=1)
 

@@ -13,7 +13,9 @@ The operations follow the official PyTorch code, which also works on images in [
 Filling with 0 (the official code multiplies by a mask) means mid-grey in [-1, 1], not black.
 
 A pyramid (a list of scales of the same images, as MSG-GAN's G emits) is augmented as one: each
-sample's parameters are drawn once and applied to every scale, shifts and squares scaled to it.
+sample's parameters are drawn once and applied to every scale, shifts and squares scaled to it. A list
+of same-size batches is the degenerate case: every batch gets the same draws (the VAE-GAN augments a face
+and its reconstruction alike).
 """
 
 from __future__ import annotations

@@ -100,6 +100,7 @@ class LossConfig:
     gamma: float = 1.0  # vaegan: weight of the reconstruction error against the GAN loss in the decoder's update (Larsen)
     equilibrium: float = 0.0  # vaegan: Larsen's gating around this D loss (0.68 in his code); 0 = off
     equilibrium_margin: float = 0.35  # vaegan: skip D's update below equilibrium - margin, G's GAN term above + margin
+    pixel_weight: float = 0.0  # vaegan with dis_feature: add this x the per-image pixel MSE sum to the feature error
 
     def __post_init__(self) -> None:
         _choice("loss.kind", self.kind, LOSS_KINDS)
@@ -108,7 +109,7 @@ class LossConfig:
         _positive("loss.instance_noise", self.instance_noise, allow_zero=True)
         _positive("loss.instance_noise_anneal_steps", self.instance_noise_anneal_steps, allow_zero=True)
         _choice("loss.recon", self.recon, RECON_KINDS)
-        for name in ("beta", "kl_warmup_steps", "gamma", "equilibrium", "equilibrium_margin"):
+        for name in ("beta", "kl_warmup_steps", "gamma", "equilibrium", "equilibrium_margin", "pixel_weight"):
             _positive(f"loss.{name}", getattr(self, name), allow_zero=True)
 
 
@@ -169,6 +170,9 @@ class Config:
                                  f"{', '.join(families)}; drop the setting or change the family")
         if self.loss.recon == "dis_feature" and self.model.family != "vaegan":
             raise ValueError("loss.recon = dis_feature needs a discriminator; use model.family=vaegan, or mse, l1 or bce")
+        if self.loss.pixel_weight and self.loss.recon != "dis_feature":
+            raise ValueError(f"loss.pixel_weight adds a pixel term to the feature error; it needs loss.recon = dis_feature, "
+                             f"not {self.loss.recon!r}")
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -185,7 +189,8 @@ FAMILY_ONLY: dict[tuple[str, str], tuple[str, ...]] = {
     ("loss", "instance_noise"): ("dcgan", "msggan"), ("loss", "instance_noise_anneal_steps"): ("dcgan", "msggan"),
     ("loss", "recon"): VAE_FAMILIES, ("loss", "beta"): VAE_FAMILIES, ("loss", "kl_warmup_steps"): VAE_FAMILIES,
     ("loss", "gamma"): ("vaegan",), ("loss", "equilibrium"): ("vaegan",), ("loss", "equilibrium_margin"): ("vaegan",),
-    ("train", "g_steps"): ("dcgan", "msggan"), ("data", "diffaugment"): ("dcgan", "msggan"),
+    ("loss", "pixel_weight"): ("vaegan",),
+    ("train", "g_steps"): ("dcgan", "msggan"), ("data", "diffaugment"): GANS,
     ("train", "lr_d"): GANS, ("train", "betas_d"): GANS,
 }
 

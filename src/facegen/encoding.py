@@ -25,15 +25,22 @@ from facegen.images import make_grid, to_float
 
 
 @torch.inference_mode()
-def encode(E: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """float32 (N, z_dim): the posterior means of uint8 (N, R, R, 3) images, with E in eval mode."""
+def posterior(E: nn.Module, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (N, z_dim) twice: the posterior means and log-variances of uint8 (N, R, R, 3) images, E in eval mode."""
     was_training = E.training
     E.eval()
     device = next(E.parameters()).device
-    out = [E(to_float(torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).to(device)))[0].float().cpu()
+    out = [E(to_float(torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).to(device)))
            for i in range(0, len(images), batch_size)]
     E.train(was_training)
-    return torch.cat(out).numpy() if out else np.zeros((0, E.z_dim), np.float32)
+    if not out:
+        return np.zeros((0, E.z_dim), np.float32), np.zeros((0, E.z_dim), np.float32)
+    return tuple(torch.cat([o[k].float().cpu() for o in out]).numpy() for k in (0, 1))
+
+
+def encode(E: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """float32 (N, z_dim): the posterior means of uint8 (N, R, R, 3) images."""
+    return posterior(E, images, batch_size)[0]
 
 
 @torch.inference_mode()

@@ -30,6 +30,7 @@ from facegen.images import save_image, make_grid, to_float
 from facegen.sample import generate, latents
 
 DIRECTIONS_FILE, DIRECTIONS_INDEX = "directions.safetensors", "directions.json"
+TENSORS = ("vector", "mean", "normal")  # a Direction's tensors, stored in DIRECTIONS_FILE as "{name}.{key}"
 ENCODER_FILE = "encoder.safetensors"  # a GAN's encoder, trained by train_encoder
 PROJECTION_SEEDS = 10**9  # projection starts draw prior seeds from here, apart from the seeds people sample
 
@@ -132,19 +133,23 @@ class Direction:
     n: int  # latents it was fitted on
     source: str  # what labelled them: "seeds 3,17,...", "judge runs/judge", "encoded CelebA labels", "G's first layer"
     spread: float = 1.0  # std of the fitted latents' projections on the vector: the unit of edit strengths
-    offset: float = 0.0  # labels: the boundary is <z, vector> + offset = 0
+    offset: float = 0.0  # labels: the boundary is <z, normal> + offset = 0
     accuracy: float | None = None  # labels: held-out accuracy of the boundary
     mean: torch.Tensor | None = None  # seeds: the (unnormalised) mean latent, "the sunglassiest boy"
+    normal: torch.Tensor | None = None  # labels, conditioned: the boundary's own normal (else it is `vector`)
     date: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
 
     def describe(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("vector", "mean")}
+        return {k: v for k, v in asdict(self).items() if k not in TENSORS}
+
+    def boundary_normal(self) -> torch.Tensor:
+        return self.vector if self.normal is None else self.normal
 
 
 def save_directions(run_dir: Path, directions: dict[str, Direction]) -> None:
     """Write the run's directions (replacing the files atomically, index and tensors together)."""
-    tensors = {f"{name}.vector": d.vector.float().contiguous() for name, d in directions.items()}
-    tensors |= {f"{name}.mean": d.mean.float().contiguous() for name, d in directions.items() if d.mean is not None}
+    tensors = {f"{name}.{key}": getattr(d, key).float().contiguous()
+               for name, d in directions.items() for key in TENSORS if getattr(d, key) is not None}
     tmp = run_dir / f".{DIRECTIONS_FILE}.tmp"
     safetensors.torch.save_file(tensors, tmp)
     os.replace(tmp, run_dir / DIRECTIONS_FILE)
@@ -161,8 +166,8 @@ def load_directions(run_dir: Path, required: bool = True) -> dict[str, Direction
     described = json.loads(index.read_text())
     with safetensors.safe_open(tensors, framework="pt") as f:
         keys = set(f.keys())
-        return {name: Direction(**meta, vector=f.get_tensor(f"{name}.vector"),
-                                mean=f.get_tensor(f"{name}.mean") if f"{name}.mean" in keys else None)
+        return {name: Direction(**meta, **{key: f.get_tensor(f"{name}.{key}") if f"{name}.{key}" in keys else None
+                                           for key in TENSORS})
                 for name, meta in described.items()}
 
 
@@ -184,9 +189,9 @@ def direction_from_seeds(model: LatentModel, name: str, seeds: Sequence[int]) ->
     return Direction(name, vector, "seeds", len(seeds), "seeds " + ",".join(map(str, seeds)), spread=spread, mean=mean)
 
 
-def fit_boundary(z: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float, float, float]:
+def fit_boundary(z: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float, float]:
     """A linear boundary between latents with and without an attribute (logistic regression on the
-    confident tails the caller passes): (unit normal, offset, held-out accuracy on 20 %, spread along it)."""
+    confident tails the caller passes): (unit normal, offset, held-out accuracy on 20 %)."""
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError:
@@ -201,8 +206,17 @@ def fit_boundary(z: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np.n
     clf = LogisticRegression(C=1.0, max_iter=2000).fit(z[fit], labels[fit])
     accuracy = float(clf.score(z[test], labels[test])) if len(test) else float("nan")
     norm = np.linalg.norm(clf.coef_[0])
-    normal, offset = clf.coef_[0] / norm, float(clf.intercept_[0] / norm)
-    return normal, offset, accuracy, float((z @ normal).std())
+    return clf.coef_[0] / norm, float(clf.intercept_[0] / norm), accuracy
+
+
+def spread_along(z: np.ndarray, vector: np.ndarray, variance: np.ndarray | None = None) -> float:
+    """The std of latents along a unit vector: the unit of edit strengths. With an encoder's posterior
+    variances, that of the latents the decoder is trained on (means plus their noise), which is what prior
+    samples look like; the means alone spread several times less, and strengths in their units barely move."""
+    along = float((z @ vector).var())
+    if variance is not None:
+        along += float((variance @ vector**2).mean())
+    return along**0.5
 
 
 def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_path: str | Path | None = None,
@@ -215,7 +229,7 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
     keeping its confident tails (probability <= 0.5 - tail or >= 0.5 + tail). Each direction is then
     made orthogonal to those of `conditions`, so editing it leaves them alone.
     """
-    from facegen.encoding import encode
+    from facegen.encoding import posterior
     from facegen.judge import load_judge, probabilities
 
     wanted = list(dict.fromkeys([*attributes, *conditions]))
@@ -225,7 +239,8 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
     if dataset is not None and dataset.labels is not None:
         _known(wanted, dataset.attr_names, "the run's data")
         indices = dataset.spread_indices("train", n)
-        z = encode(model.E, np.asarray(dataset.images[indices]))
+        z, logvar = posterior(model.E, np.asarray(dataset.images[indices]))
+        variance = np.exp(logvar)
         labels = {a: (dataset.labels[indices, dataset.attr_names.index(a)] > 0, np.ones(len(z), bool)) for a in wanted}
         source = f"{len(z)} encoded training faces with their labels ({dataset.meta['source']})"
     else:
@@ -236,7 +251,7 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
         _known(wanted, judge.attr_names, f"the judge {judge_path}")
         z_t = model.z_of_seeds(range(n))
         p = probabilities(judge, model.images(z_t))
-        z = z_t.numpy()
+        z, variance = z_t.numpy(), None
         labels = {}
         for a in wanted:
             column = p[:, judge.attr_names.index(a)]
@@ -245,7 +260,8 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
     fitted = {}
     for a in wanted:
         positive, keep = labels[a]
-        normal, offset, accuracy, spread = fit_boundary(z[keep], positive[keep])
+        normal, offset, accuracy = fit_boundary(z[keep], positive[keep])
+        spread = spread_along(z[keep], normal, None if variance is None else variance[keep])
         fitted[a] = Direction(a, torch.from_numpy(normal).float(), "labels", int(keep.sum()), source, spread, offset, accuracy)
     out = {}
     for a in attributes:
@@ -254,10 +270,8 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
             out[a] = fitted[a]
             continue
         vector = condition(fitted[a].vector, others)
-        point = -fitted[a].offset * fitted[a].vector  # a point on the fitted boundary; the conditioned one passes through it too
-        positive, keep = labels[a]
         out[a] = Direction(a, vector, "labels", fitted[a].n, f"{source}; conditioned on {', '.join(c for c in conditions if c != a)}",
-                           float((z[keep] @ vector.numpy()).std()), -float(point @ vector), fitted[a].accuracy)
+                           fitted[a].spread, fitted[a].offset, fitted[a].accuracy, normal=fitted[a].vector)
     return out
 
 
@@ -300,21 +314,27 @@ def sefa_directions(model: LatentModel, k: int = 5) -> dict[str, Direction]:
 # Edits --------------------------------------------------------------------------------------------
 
 
+def _step_along(direction: Direction) -> torch.Tensor:
+    """The move along `vector` that changes the distance to the boundary by one spread. A conditioned
+    vector is tilted away from the boundary's normal, so it takes a longer step to cross it by as much."""
+    cosine = torch.dot(direction.vector, direction.boundary_normal())
+    return direction.spread / cosine * direction.vector
+
+
 def add(z: torch.Tensor, direction: Direction, strength: float) -> torch.Tensor:
-    """Move along the direction by `strength` units of the labels' (or the prior's) spread along it."""
-    return z + strength * direction.spread * direction.vector
+    """Move by `strength` units of the labels' (or the prior's) spread across the attribute's boundary."""
+    return z + strength * _step_along(direction)
 
 
 def remove(z: torch.Tensor, direction: Direction, margin: float = 1.0) -> torch.Tensor:
     """Take the feature out. Hand-picked and SeFa directions: the report's projection z - <z, e> e. A label
-    boundary: move each latent on the feature's side to the boundary (<z, n> + b = 0) and `margin` spreads
-    past it, so the result is clearly without the feature rather than a coin toss; latents already that
-    far on the other side stay where they are."""
-    along = z @ direction.vector
+    boundary: move each latent on the feature's side along the (conditioned) vector to `margin` spreads past
+    the boundary <z, normal> + offset = 0, so the result is clearly without the feature rather than a coin
+    toss; latents already that far on the other side stay where they are."""
     if direction.method != "labels":
-        return z - along[:, None] * direction.vector
-    target = -direction.offset - margin * direction.spread
-    return z - (along - target).clamp(min=0)[:, None] * direction.vector
+        return z - (z @ direction.vector)[:, None] * direction.vector
+    distance = (z @ direction.boundary_normal() + direction.offset) / direction.spread  # in spreads
+    return z - (distance + margin).clamp(min=0)[:, None] * _step_along(direction)
 
 
 def walk(z: torch.Tensor, direction: Direction, strengths: Sequence[float]) -> torch.Tensor:

@@ -127,7 +127,8 @@ def vae_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, 
 def vaegan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, ctx: StepContext) -> Stats:
     """VAE-GAN (Larsen et al. 2016, Alg. 1): three losses over one forward pass, each for its own networks.
 
-    E minimises beta * KL + recon; G minimises gamma * recon + the non-saturating GAN loss on its
+    E minimises beta * KL + recon (D's feature error, plus loss.pixel_weight x the pixel error when
+    set); G minimises gamma * recon + the non-saturating GAN loss on its
     reconstructions and prior samples; D minimises the GAN loss only, so the reconstruction error never
     trains D. Every gradient is taken before any optimizer steps (stepping D first would change the graph
     E's and G's gradients come from). Gradients are averaged across DDP ranks by hand: three losses over
@@ -139,11 +140,17 @@ def vaegan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tenso
         mu, logvar = E(x_real)
         x_tilde = G(reparameterize(mu, logvar, ctx.noise))  # reconstructions
         x_prior = G(ctx.draw_z())  # samples from the prior
-        real_logits, real_features = D(x_real)
-        fake_logits, fake_features = D(torch.cat([x_tilde, x_prior]))  # (2B, ...): reconstructions, then samples
+        seen_real, seen_tilde, seen_prior = x_real, x_tilde, x_prior
+        if ctx.policy:  # DiffAugment; a face and its reconstruction get the same draw, so the feature error compares like with like
+            seen_real, seen_tilde = diff_augment([x_real, x_tilde], ctx.policy, ctx.noise)
+            seen_prior = diff_augment(x_prior, ctx.policy, ctx.noise)
+        real_logits, real_features = D(seen_real)
+        fake_logits, fake_features = D(torch.cat([seen_tilde, seen_prior]))  # (2B, ...): reconstructions, then samples
     kl = losses.kl_divergence(mu, logvar)
     if ctx.loss.recon == "dis_feature":
         recon = losses.feature_loss(fake_features[: len(x_real)], real_features.detach())
+        if ctx.loss.pixel_weight:
+            recon = recon + ctx.loss.pixel_weight * losses.reconstruction_loss(x_tilde, x_real, "mse")
     else:
         recon = losses.reconstruction_loss(x_tilde, x_real, ctx.loss.recon)
     loss_d = losses.d_loss(real_logits, fake_logits, ctx.loss.kind, ctx.label_noise, ctx.noise)
