@@ -42,6 +42,21 @@ for family in dcgan32 vae32; do
     --add Wearing_Hat=$SYN_STRENGTH --add No_Beard=-$SYN_STRENGTH --remove Eyeglasses --remove Smiling --remove Wearing_Hat \
     --add No_Beard=$SYN_STRENGTH --margin "$SYN_MARGIN" --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits"
 done
+$PYTHON - "$OUT" <<'PY'
+import json, sys
+# One table per family: flips among the faces that lacked the target; side effects over every attribute the judge
+# trusts, and over the drawn attributes the issue names (the other three edited ones and Male).
+named = ["Eyeglasses", "Smiling", "Wearing_Hat", "No_Beard", "Male"]
+for family in ("dcgan32", "vae32"):
+    print(f"\n{family}\n| edit | flip | others (trusted) | others (named) | Inception cos |\n| --- | --- | --- | --- | --- |")
+    for op in json.load(open(f"{sys.argv[1]}/synth-{family}/edits/edit.json"))["operations"]:
+        s = op["score"]
+        each = s["others_changed_each"]
+        mine = [each[a] for a in named if a in each]
+        label = f"{op['op']} {op['direction']}" + (f" {op['strength']:+g}" if op["strength"] is not None else "")
+        flip = "-" if s["flip_rate"] is None else f"{100 * s['flip_rate']:.1f} % of {s['n_needed']}"
+        print(f"| {label} | {flip} | {100 * s['others_changed']:.1f} % | {100 * sum(mine) / len(mine):.1f} % | {s['inception_cosine']:.3f} |")
+PY
 
 # B. CelebA subset.
 [ -f "$OUT/judge-celeba64/judge.safetensors" ] || $FACEGEN judge train "$CELEBA" --resolution 64 --crop 140 --epochs 4 \
