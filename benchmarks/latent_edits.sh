@@ -17,10 +17,10 @@ FACEGEN=${FACEGEN:-facegen}
 PYTHON=${PYTHON:-python3}
 VAE=${VAE:-runs/vae-families/vae64}   # made by benchmarks/vae_families.sh
 DCGAN_STEPS=${DCGAN_STEPS:-600}    # about 10 minutes of this 2-core bf16 CPU each, as step counts so that the
-VAEGAN_STEPS=${VAEGAN_STEPS:-550}  # runs do not depend on what else the machine is doing
+VAEGAN_STEPS=${VAEGAN_STEPS:-1300} # runs do not depend on what else the machine is doing
 ATTRS="Eyeglasses Smiling Wearing_Hat No_Beard"
-SYN_STRENGTH=${SYN_STRENGTH:-4}  # spreads across the boundary (part A)
-SYN_MARGIN=${SYN_MARGIN:-1}      # spreads past the boundary that a removal goes (part A)
+SYN_STRENGTH=${SYN_STRENGTH:-3}  # spreads across the boundary (part A)
+SYN_MARGIN=${SYN_MARGIN:-2}      # spreads past the boundary that a removal goes (part A)
 mkdir -p "$OUT"
 
 # A. Synthetic ground truth: both models get the same wall-clock budget, the judge enough epochs to read

@@ -4,6 +4,7 @@
 #   2. vae-anime64, vaegan-anime64 and dcgan-anime64 on the anime faces: prior-sample FID/KID, held-out
 #      reconstruction MSE, one compare page.
 #   bash benchmarks/vae_families.sh [MINUTES] [OUT]      (defaults: 12 minutes per run, runs/vae-families)
+#   PARTS=anime bash benchmarks/vae_families.sh ...      (only part 2; PARTS=celeba only part 1)
 # Runs already trained are skipped, so a stopped script picks up where it was. Run it on an idle machine:
 # the budget is wall-clock, so anything else running takes steps away from whichever run is training.
 set -euo pipefail
@@ -13,6 +14,10 @@ CELEBA=${CELEBA:-../shared/data/celeba_subset}
 ANIME=${ANIME:-../shared/data/anime_faces}
 FACEGEN=${FACEGEN:-facegen}
 N_EVAL=${N_EVAL:-2000}
+PARTS=${PARTS:-celeba anime}
+CELEBA_RUNS=""; ANIME_RUNS=""
+[[ " $PARTS " == *" celeba "* ]] && CELEBA_RUNS="vae64"
+[[ " $PARTS " == *" anime "* ]] && ANIME_RUNS="vae-anime64 vaegan-anime64 dcgan-anime64"
 
 train() {  # preset, data, run name, extra arguments
   local preset=$1 data=$2 name=$3
@@ -26,27 +31,31 @@ train() {  # preset, data, run name, extra arguments
 }
 
 mkdir -p "$OUT"
-train vae64 "$CELEBA" vae64
-for preset in vae-anime64 vaegan-anime64 dcgan-anime64; do
+[ -n "$CELEBA_RUNS" ] && train vae64 "$CELEBA" vae64
+for preset in $ANIME_RUNS; do
   train "$preset" "$ANIME" "$preset"
 done
 
-for name in vae64 vae-anime64 vaegan-anime64 dcgan-anime64; do
+for name in $CELEBA_RUNS $ANIME_RUNS; do
   [ -f "$OUT/$name/eval.json" ] || $FACEGEN evaluate "$OUT/$name" --n "$N_EVAL" --metrics fid,kid,pr --quiet
 done
-for name in vae64 vae-anime64 vaegan-anime64; do
+for name in $CELEBA_RUNS ${ANIME_RUNS% dcgan-anime64}; do
   [ -f "$OUT/$name/eval-gmm.json" ] || $FACEGEN evaluate "$OUT/$name" --prior gmm --n "$N_EVAL" --metrics fid,kid,pr --quiet
   [ -f "$OUT/$name/eval-reconstructions.json" ] || $FACEGEN evaluate "$OUT/$name" --reconstructions --metrics fid,kid,pr --quiet
   $FACEGEN reconstruct "$OUT/$name" --holdout 16 --out "$OUT/$name/reconstructions.png" --quiet | tail -1
   $FACEGEN sample "$OUT/$name" --n 64 --grid "$OUT/$name/samples-normal.png"
   $FACEGEN sample "$OUT/$name" --prior gmm --n 64 --grid "$OUT/$name/samples-gmm.png"
 done
-$FACEGEN sample "$OUT/dcgan-anime64" --n 64 --grid "$OUT/dcgan-anime64/samples-normal.png"
-for attribute in Smiling Male; do
-  $FACEGEN latent-plot "$OUT/vae64" --attribute "$attribute" --method pca --out "$OUT/vae64/latent-$attribute-pca.png" --quiet
-  $FACEGEN latent-plot "$OUT/vae64" --attribute "$attribute" --method tsne --out "$OUT/vae64/latent-$attribute-tsne.png" --quiet
-done
-$FACEGEN compare "$OUT/vae-anime64" "$OUT/vaegan-anime64" "$OUT/dcgan-anime64" --out "$OUT/compare-anime"
+if [ -n "$CELEBA_RUNS" ]; then
+  for attribute in Smiling Male; do
+    $FACEGEN latent-plot "$OUT/vae64" --attribute "$attribute" --method pca --out "$OUT/vae64/latent-$attribute-pca.png" --quiet
+    $FACEGEN latent-plot "$OUT/vae64" --attribute "$attribute" --method tsne --out "$OUT/vae64/latent-$attribute-tsne.png" --quiet
+  done
+fi
+if [ -n "$ANIME_RUNS" ]; then
+  $FACEGEN sample "$OUT/dcgan-anime64" --n 64 --grid "$OUT/dcgan-anime64/samples-normal.png"
+  $FACEGEN compare "$OUT/vae-anime64" "$OUT/vaegan-anime64" "$OUT/dcgan-anime64" --out "$OUT/compare-anime"
+fi
 python3 - "$OUT" <<'PY'
 import json, sys
 from pathlib import Path

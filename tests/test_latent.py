@@ -143,6 +143,17 @@ def test_label_directions_for_a_gan_use_the_judge_and_edits_are_scored(gan_run, 
     assert code == 0 and "Inception cosine" in out
     score = json.loads((tmp_path / "scored" / "edit.json").read_text())["operations"][0]["score"]
     assert 0 <= score["flip_rate"] <= 1 and -1 <= score["inception_cosine"] <= 1
+    monkeypatch.setattr(facegen.judge, "probabilities", lambda judge, images, batch_size=256: np.ones((len(images), len(judge.attr_names))))
+    with pytest.raises(ValueError, match="^Male: all 200 labelled latents are positive"):
+        latent.directions_from_labels(model, ["Male"], judge_dir, n=200, progress=False)
+
+
+def test_an_encoder_models_spread_counts_the_posterior_noise():
+    rng = np.random.default_rng(0)
+    means, vector = rng.normal(0, 0.3, (500, 4)), np.array([0.6, 0.8, 0.0, 0.0])
+    variance = np.full((500, 4), 0.8)  # what the decoder sees along any unit vector: the means' spread plus 0.8
+    assert latent.spread_along(means, vector, variance) == pytest.approx(((means @ vector).var() + 0.8) ** 0.5)
+    assert latent.spread_along(means, vector) == pytest.approx((means @ vector).std())
 
 
 def test_photos_are_encoded_or_projected_with_their_error(gan_run, vae_run, faces, capsys, tmp_path):

@@ -260,7 +260,10 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
     fitted = {}
     for a in wanted:
         positive, keep = labels[a]
-        normal, offset, accuracy = fit_boundary(z[keep], positive[keep])
+        try:
+            normal, offset, accuracy = fit_boundary(z[keep], positive[keep])
+        except ValueError as err:
+            raise ValueError(f"{a}: {err}") from None
         spread = spread_along(z[keep], normal, None if variance is None else variance[keep])
         fitted[a] = Direction(a, torch.from_numpy(normal).float(), "labels", int(keep.sum()), source, spread, offset, accuracy)
     out = {}
