@@ -35,13 +35,15 @@ JUDGE32="$OUT/judge-synth32-e10"
 [ -f "$OUT/synth-vae32/checkpoints/done" ] || { rm -rf "$OUT/synth-vae32"; $FACEGEN train --preset vae64 --data "$SYN" \
   --set data.resolution=32 --set data.crop=none --minutes "$SYN_MINUTES" --epochs 1000 --out "$OUT/synth-vae32" --quiet \
   && touch "$OUT/synth-vae32/checkpoints/done"; }
-$FACEGEN directions "$OUT/synth-dcgan32" --from-labels $ATTRS --judge "$JUDGE32" --n 4000 --condition Male $ATTRS --quiet
-$FACEGEN directions "$OUT/synth-vae32" --from-labels $ATTRS --n 9000 --condition Male $ATTRS --quiet
-for family in dcgan32 vae32; do
-  $FACEGEN edit "$OUT/synth-$family" --seeds 0-199 --add Eyeglasses=$SYN_STRENGTH --add Smiling=$SYN_STRENGTH \
-    --add Wearing_Hat=$SYN_STRENGTH --add No_Beard=-$SYN_STRENGTH --remove Eyeglasses --remove Smiling --remove Wearing_Hat \
-    --add No_Beard=$SYN_STRENGTH --margin "$SYN_MARGIN" --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits"
-done
+if [ ! -f "$OUT/synth-vae32/edits/edit.json" ]; then  # directions and scored edits, once
+  $FACEGEN directions "$OUT/synth-dcgan32" --from-labels $ATTRS --judge "$JUDGE32" --n 4000 --condition Male $ATTRS --quiet
+  $FACEGEN directions "$OUT/synth-vae32" --from-labels $ATTRS --n 9000 --condition Male $ATTRS --quiet
+  for family in dcgan32 vae32; do
+    $FACEGEN edit "$OUT/synth-$family" --seeds 0-199 --add Eyeglasses=$SYN_STRENGTH --add Smiling=$SYN_STRENGTH \
+      --add Wearing_Hat=$SYN_STRENGTH --add No_Beard=-$SYN_STRENGTH --remove Eyeglasses --remove Smiling --remove Wearing_Hat \
+      --add No_Beard=$SYN_STRENGTH --margin "$SYN_MARGIN" --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits"
+  done
+fi
 $PYTHON - "$OUT" <<'PY'
 import json, sys
 # One table per family: flips among the faces that lacked the target; side effects over every attribute the judge
@@ -62,10 +64,16 @@ PY
 [ -f "$OUT/judge-celeba64/judge.safetensors" ] || $FACEGEN judge train "$CELEBA" --resolution 64 --crop 140 --epochs 4 \
   --out "$OUT/judge-celeba64" --quiet
 DCGAN="$OUT/celeba-dcgan64"
-[ -d "$DCGAN" ] || $FACEGEN train --preset dcgan64 --data "$CELEBA" --set data.crop=140 --set train.ema=0.999 \
-  --set data.diffaugment=color,translation --steps "$DCGAN_STEPS" --out "$DCGAN" --quiet
+if [ ! -d "$DCGAN/checkpoints" ]; then  # a run stopped before its first checkpoint starts again
+  rm -rf "$DCGAN"
+  $FACEGEN train --preset dcgan64 --data "$CELEBA" --set data.crop=140 --set train.ema=0.999 \
+    --set data.diffaugment=color,translation --steps "$DCGAN_STEPS" --out "$DCGAN" --quiet
+fi
 VAEGAN="$OUT/celeba-vaegan64"
-[ -d "$VAEGAN" ] || $FACEGEN train --preset vaegan64 --data "$CELEBA" --steps "$VAEGAN_STEPS" --out "$VAEGAN" --quiet
+if [ ! -d "$VAEGAN/checkpoints" ]; then
+  rm -rf "$VAEGAN"
+  $FACEGEN train --preset vaegan64 --data "$CELEBA" --steps "$VAEGAN_STEPS" --out "$VAEGAN" --quiet
+fi
 $FACEGEN directions "$DCGAN" --from-labels Smiling Male --judge "$OUT/judge-celeba64" --n 4000 --quiet
 $FACEGEN directions "$VAE" --from-labels Smiling Male --quiet
 $FACEGEN directions "$VAEGAN" --from-labels Smiling Male --quiet
@@ -93,7 +101,7 @@ PY
   exit 0
 fi
 $FACEGEN directions "$DCGAN" --from-seeds "Eyeglasses=$EYEGLASSES_SEEDS"
-$FACEGEN edit "$DCGAN" --seeds 0-1999 --remove Eyeglasses --mean-of Eyeglasses --score --judge "$OUT/judge-celeba64" \
+$FACEGEN edit "$DCGAN" --seeds 0-499 --remove Eyeglasses --mean-of Eyeglasses --score --judge "$OUT/judge-celeba64" \
   --out "$DCGAN/eyeglasses-removal"
 
 # C. 100 held-out photos.
