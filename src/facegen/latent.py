@@ -132,7 +132,7 @@ class Direction:
     method: str  # seeds | labels | sefa
     n: int  # latents it was fitted on
     source: str  # what labelled them: "seeds 3,17,...", "judge runs/judge", "encoded CelebA labels", "G's first layer"
-    spread: float = 1.0  # std of the fitted latents' projections on the vector: the unit of edit strengths
+    spread: float = 1.0  # std of the fitted latents along the boundary normal (spread_along): the unit of edit strengths
     offset: float = 0.0  # labels: the boundary is <z, normal> + offset = 0
     accuracy: float | None = None  # labels: held-out accuracy of the boundary
     mean: torch.Tensor | None = None  # seeds: the (unnormalised) mean latent, "the sunglassiest boy"
