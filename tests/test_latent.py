@@ -86,13 +86,14 @@ def test_directions_from_seeds_edit_the_same_way_twice_and_mean_image(gan_run, c
     assert index["Sunglasses"]["method"] == "seeds" and index["Sunglasses"]["n"] == 3 and "date" in index["Sunglasses"]
     for out_dir in ("e1", "e2"):
         code, _, _ = run(capsys, "edit", str(gan_run), "--seeds", "0-3", "--add", "Sunglasses=2", "--remove", "Sunglasses",
-                         "--walk", "sefa0", "--steps", "5", "--mean-of", "Sunglasses", "--out", str(tmp_path / out_dir))
+                         "--walk", "sefa0", "--range", "-2,2", "--steps", "5", "--mean-of", "Sunglasses", "--out", str(tmp_path / out_dir))
         assert code == 0
     for name in ("edits.png", "walk-sefa0.png", "mean-Sunglasses.png"):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "e1" / name)), np.asarray(Image.open(tmp_path / "e2" / name)))
     assert Image.open(tmp_path / "e1" / "edits.png").size == (3 * 34 + 2, 4 * 34 + 2)  # original, add, remove
     record = json.loads((tmp_path / "e1" / "edit.json").read_text())
     assert [op["op"] for op in record["operations"]] == ["add", "remove", "walk", "mean"]
+    assert record["operations"][2]["strengths"] == [-2.0, -1.0, 0.0, 1.0, 2.0]  # a negative --range LOW reads as a value
 
 
 def test_edit_errors_are_one_line(gan_run, vae_run, capsys, tmp_path):

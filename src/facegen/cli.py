@@ -276,8 +276,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SIGNED_VALUE_OPTIONS = ("--range",)  # their values may start with '-' ("--range -3,3")
+
+
+def _attach_signed_values(argv: list[str]) -> list[str]:
+    """argparse reads the '-3,3' of '--range -3,3' as an unknown option; pass it as '--range=-3,3'."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in SIGNED_VALUE_OPTIONS and arg.startswith("-"):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_signed_values(sys.argv[1:] if argv is None else argv))
     try:
         args.func(args)
     except (ValueError, OSError) as err:
