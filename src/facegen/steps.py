@@ -140,10 +140,9 @@ def vaegan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tenso
         mu, logvar = E(x_real)
         x_tilde = G(reparameterize(mu, logvar, ctx.noise))  # reconstructions
         x_prior = G(ctx.draw_z())  # samples from the prior
-        seen_real, seen_tilde, seen_prior = x_real, x_tilde, x_prior
-        if ctx.policy:  # DiffAugment; a face and its reconstruction get the same draw, so the feature error compares like with like
-            seen_real, seen_tilde = diff_augment([x_real, x_tilde], ctx.policy, ctx.noise)
-            seen_prior = diff_augment(x_prior, ctx.policy, ctx.noise)
+        # A face and its reconstruction get the same augmentation draw, so the feature error compares like with like.
+        seen_real, seen_tilde = d_view([x_real, x_tilde], ctx.policy, ctx.sigma, ctx.noise)
+        seen_prior = d_view(x_prior, ctx.policy, ctx.sigma, ctx.noise)
         real_logits, real_features = D(seen_real)
         fake_logits, fake_features = D(torch.cat([seen_tilde, seen_prior]))  # (2B, ...): reconstructions, then samples
     kl = losses.kl_divergence(mu, logvar)
