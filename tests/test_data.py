@@ -438,6 +438,114 @@ def test_malformed_synthetic_spec_is_an_error(tmp_path, spec):
         resolve_source(spec, tmp_path)
 
 
+# 10. CelebA as downloaded: zips, and random subsets ------------------------------------------------
+
+
+def _cache_content(dest: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.load(dest / "images.npy"), np.load(dest / "labels.npy"), np.load(dest / "holdout.npy")
+
+
+def _zip_folder(root: Path, archive: Path, prefix: str = "", skip: tuple[str, ...] = ()) -> Path:
+    """Zip a CelebA root's files as `prefix + relative path`, leaving out the names in `skip`."""
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted(root.rglob("*")):
+            if f.is_file() and f.name not in skip:
+                z.write(f, prefix + f.relative_to(root).as_posix())
+    return archive
+
+
+def test_official_zip_prepares_to_the_same_cache_as_the_unzipped_folder(tmp_path):
+    root = tmp_path / "celeba"
+    _write_celeba(root, 30, identities=[f"p{i % 7}" for i in range(30)])
+    (root / "list_eval_partition.txt").write_text("".join(f"{i + 1:06d}.jpg {int(i % 5 == 0)}\n" for i in range(30)))
+    # The official drive: Img/img_align_celeba.zip with the annotations in Anno/ and Eval/.
+    (tmp_path / "drive" / "Img").mkdir(parents=True)
+    (tmp_path / "drive" / "Anno").mkdir()
+    (tmp_path / "drive" / "Eval").mkdir()
+    archive = _zip_folder(root, tmp_path / "drive" / "Img" / "img_align_celeba.zip", skip=(
+        "list_attr_celeba.txt", "identity_CelebA.txt", "list_eval_partition.txt"))
+    for name, folder in (("list_attr_celeba.txt", "Anno"), ("identity_CelebA.txt", "Anno"), ("list_eval_partition.txt", "Eval")):
+        (tmp_path / "drive" / folder / name).write_bytes((root / name).read_bytes())
+
+    folder_cache = prepare(str(root), 8, cache_dir=tmp_path / "cache", progress=False)
+    zip_cache = prepare(str(archive), 8, cache_dir=tmp_path / "cache", progress=False)
+    assert folder_cache != zip_cache
+    for a, b in zip(_cache_content(folder_cache), _cache_content(zip_cache)):
+        np.testing.assert_array_equal(a, b)
+    meta = json.loads((zip_cache / "meta.json").read_text())
+    assert meta["holdout_rule"] == "official val+test partition" and meta["attr_names"] == ATTRS
+
+
+def test_kaggle_archive_with_csv_annotations_inside_reads_like_the_folder(tmp_path):
+    root = tmp_path / "celeba"
+    _write_celeba(root, 12, attr_format="csv")
+    (root / "list_eval_partition.csv").write_text("image_id,partition\n" + "".join(f"{i + 1:06d}.jpg,{int(i < 3)}\n" for i in range(12)))
+    folder = root / "img_align_celeba"  # Kaggle nests the images one folder deeper
+    archive = tmp_path / "archive.zip"
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted(folder.iterdir()):
+            z.write(f, f"img_align_celeba/img_align_celeba/{f.name}")
+        for name in ("list_attr_celeba.csv", "list_eval_partition.csv"):
+            z.write(root / name, name)
+    for a, b in zip(_cache_content(prepare(str(root), 8, cache_dir=tmp_path / "cache", progress=False)),
+                    _cache_content(prepare(str(archive), 8, cache_dir=tmp_path / "cache", progress=False))):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_corrupt_zip_is_one_clear_line(tmp_path, capsys):
+    from conftest import run_cli
+
+    root = tmp_path / "celeba"
+    _write_celeba(root, 4)
+    whole = _zip_folder(root, tmp_path / "whole.zip").read_bytes()
+    (tmp_path / "img_align_celeba.zip").write_bytes(whole[: len(whole) // 2])
+    code, _, err = run_cli(capsys, "prepare", str(tmp_path / "img_align_celeba.zip"), "--resolution", "32",
+                           "--cache", str(tmp_path / "cache"), "--quiet")
+    assert code == 2 and "is not a readable zip archive" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_damaged_member_is_skipped_and_named(tmp_path):
+    import zipfile
+
+    root = tmp_path / "celeba"
+    _write_celeba(root, 6)
+    archive = _zip_folder(root, tmp_path / "img_align_celeba.zip")
+    raw = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as z:  # flip bytes inside the third image's data: its CRC check fails
+        info = z.getinfo("img_align_celeba/000003.jpg")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    raw[start + 100 : start + 110] = bytes(10)
+    archive.write_bytes(bytes(raw))
+    meta = json.loads((prepare(str(archive), 8, cache_dir=tmp_path / "cache", progress=False) / "meta.json").read_text())
+    assert meta["count"] == 5 and list(meta["skipped"]) == ["img_align_celeba/000003.jpg"]
+
+
+def test_limit_takes_a_seeded_random_subset_recorded_in_meta(tmp_path, capsys):
+    from conftest import run_cli
+
+    root = tmp_path / "celeba"
+    labels = _write_celeba(root, 20)
+    first = prepare(str(root), 8, cache_dir=tmp_path / "cache", progress=False, limit=6, seed=3)
+    again = prepare(str(root), 8, cache_dir=tmp_path / "cache", progress=False, limit=6, seed=3)
+    other = prepare(str(root), 8, cache_dir=tmp_path / "cache", progress=False, limit=6, seed=4)
+    assert first == again and first != other
+    meta = json.loads((first / "meta.json").read_text())
+    assert meta["count"] == 6 and meta["subset"] == {"limit": 6, "seed": 3, "of": 20}
+    images, cached_labels, _ = _cache_content(first)
+    picked = [next(i for i in range(20) if np.abs(image.reshape(-1, 3).mean(0) - _colour(i)).max() < 4) for image in images]
+    assert picked == sorted(picked) and len(set(picked)) == 6  # source order, no repeats, labels follow the images
+    np.testing.assert_array_equal(cached_labels, labels[picked])
+    assert not np.array_equal(_cache_content(other)[0], images)
+    code, _, err = run_cli(capsys, "prepare", str(root), "--resolution", "32", "--seed", "1", "--quiet")
+    assert code == 2 and "--seed picks the random subset of --limit N" in err
+    code, _, err = run_cli(capsys, "prepare", str(root), "--resolution", "32", "--limit", "0", "--quiet")
+    assert code == 2 and "--limit 0: take at least one image" in err
+
+
 # One realistic test on the shared CelebA subset (read only, never prepared in full) ----------------
 
 

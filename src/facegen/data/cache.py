@@ -8,11 +8,13 @@ interrupted `prepare` never leaves a half cache behind.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import multiprocessing
 import os
 import shutil
 import sys
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from facegen.data.sources import RawSource, resolve_source
+from facegen.data.sources import MAX_MEMBER_BYTES, RawSource, resolve_source, take_subset
 
 CACHE_VERSION = 1  # bump when decoding changes, so old caches are rebuilt rather than reused
 CELEBA_SIZE = (178, 218)  # official aligned CelebA; crops are given in its pixels
@@ -105,12 +107,16 @@ def open_dataset(source: str, resolution: int, crop: int | None = None, cache_di
 
 
 def prepare(source: str, resolution: int, crop: int | None = None, cache_dir: str | Path | None = None,
-            force: bool = False, progress: bool = True) -> Path:
-    """Build (or reuse) the cache and return its directory."""
+            force: bool = False, progress: bool = True, limit: int | None = None, seed: int = 0) -> Path:
+    """Build (or reuse) the cache and return its directory; `limit` keeps a random subset of that many images."""
     root = cache_root(cache_dir)
     raw = resolve_source(source, root, progress)
-    key = hashlib.sha1(f"{raw.kind}:{raw.path.resolve()}:{crop}:{resolution}:{CACHE_VERSION}".encode()).hexdigest()[:10]
-    dest = root / "data" / f"{_slug(raw.path)}-{resolution}px-crop{crop or 'full'}-{key}"
+    source_count = len(raw)
+    subset = "" if limit is None else f"-limit{limit}-seed{seed}"
+    if limit is not None:
+        raw = take_subset(raw, limit, seed)
+    key = hashlib.sha1(f"{raw.kind}:{raw.path.resolve()}:{crop}:{resolution}:{CACHE_VERSION}{subset}".encode()).hexdigest()[:10]
+    dest = root / "data" / f"{_slug(raw.path)}-{resolution}px-crop{crop or 'full'}{subset}-{key}"
     if is_cache(dest) and not force:
         meta = json.loads((dest / "meta.json").read_text())
         if meta.get("fingerprint") == raw.fingerprint:
@@ -136,6 +142,7 @@ def prepare(source: str, resolution: int, crop: int | None = None, cache_dir: st
             "count": len(kept), "resolution": resolution, "crop": crop, "resize_filter": RESIZE_FILTER,
             "attr_names": raw.attr_names, "holdout_rule": rule, "holdout_count": int(holdout.sum()),
             "skipped": skipped, "converted": converted,
+            "subset": None if limit is None else {"limit": limit, "seed": seed, "of": source_count},
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         if skipped or converted:
@@ -194,7 +201,7 @@ def to_rgb(image: Image.Image) -> tuple[Image.Image, str | None]:
     return image.convert("RGB"), mode
 
 
-def _decode_file(path: Path, resolution: int, crop: int | None) -> tuple[np.ndarray | None, str | None]:
+def _decode_file(path: Path | io.BytesIO, resolution: int, crop: int | None) -> tuple[np.ndarray | None, str | None]:
     try:
         with Image.open(path) as image:
             image.load()  # decodes fully: truncated files fail here rather than later
@@ -222,9 +229,24 @@ def load_photo(path: str | Path, resolution: int, crop: int | None) -> np.ndarra
     return array
 
 
-def _decode_chunk(args: tuple[list[Path], int, int | None]) -> list[tuple[np.ndarray | None, str | None]]:
-    files, resolution, crop = args
-    return [_decode_file(f, resolution, crop) for f in files]
+def _decode_chunk(args: tuple[list[Path], Path | None, int, int | None]) -> list[tuple[np.ndarray | None, str | None]]:
+    files, archive, resolution, crop = args
+    if archive is None:
+        return [_decode_file(f, resolution, crop) for f in files]
+    with zipfile.ZipFile(archive) as zipped:  # one handle per chunk: each worker process reads the zip itself
+        return [_decode_member(zipped, str(f), resolution, crop) for f in files]
+
+
+def _decode_member(zipped: zipfile.ZipFile, name: str, resolution: int, crop: int | None) -> tuple[np.ndarray | None, str | None]:
+    """One image inside a zip; a member that claims to unpack to more than MAX_MEMBER_BYTES is skipped unread."""
+    size = zipped.getinfo(name).file_size
+    if size > MAX_MEMBER_BYTES:
+        return None, f"skipped: unpacks to {size} bytes (over {MAX_MEMBER_BYTES})"
+    try:
+        data = zipped.read(name)
+    except (zipfile.BadZipFile, OSError, EOFError) as err:  # a damaged member (bad CRC, truncated)
+        return None, f"skipped: {type(err).__name__}: {err}"[:200]
+    return _decode_file(io.BytesIO(data), resolution, crop)
 
 
 def _decode_all(raw: RawSource, resolution: int, crop: int | None, out: Path, progress: bool) -> tuple[list[int], dict[str, str]]:
@@ -235,13 +257,13 @@ def _decode_all(raw: RawSource, resolution: int, crop: int | None, out: Path, pr
     bar = tqdm(total=n, desc=f"prepare {resolution}px", unit="img", disable=not progress, file=sys.stderr)
     if raw.files is not None:
         chunk = 256
-        jobs = [(raw.files[i : i + chunk], resolution, crop) for i in range(0, n, chunk)]
+        jobs = [(raw.files[i : i + chunk], raw.archive, resolution, crop) for i in range(0, n, chunk)]
         context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
         with context.Pool(os.cpu_count()) as pool:
             results = (r for batch in pool.imap(_decode_chunk, jobs) for r in batch)
             for i, (array, note) in enumerate(results):
                 if note:
-                    report[str(raw.files[i].relative_to(raw.path))] = note
+                    report[raw.file_name(i)] = note
                 if array is not None:
                     images[len(kept)] = array
                     kept.append(i)

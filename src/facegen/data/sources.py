@@ -1,4 +1,5 @@
-"""Where images come from: a CelebA root, any image folder, MNIST idx files, CIFAR-10 batches or synthetic faces.
+"""Where images come from: a CelebA root (or its zip, as downloaded), any image folder, MNIST idx files,
+CIFAR-10 batches or synthetic faces.
 
 A source is resolved into a `RawSource`: the files to decode (or arrays already decoded), attribute
 labels, and what is needed for a split that keeps people apart. Decoding happens in `cache.py`.
@@ -6,33 +7,61 @@ labels, and what is needed for a split that keeps people apart. Decoding happens
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import pickle
 import re
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-SOURCE_HELP = "a CelebA root, a folder of images, MNIST idx files, CIFAR-10 python batches or synthetic:N[@seed]"
+SOURCE_HELP = ("a CelebA root or its img_align_celeba.zip (or Kaggle's archive), a folder of images, MNIST idx files, "
+               "CIFAR-10 python batches or synthetic:N[@seed]")
+ANNOTATIONS = ("list_attr_celeba.txt", "list_attr_celeba.csv", "identity_CelebA.txt", "list_eval_partition.txt",
+               "list_eval_partition.csv")
+MAX_MEMBER_BYTES = 64 << 20  # a zipped face larger than this is skipped unread (a zip bomb's member would be GBs)
 
 
 @dataclass
 class RawSource:
     kind: str  # celeba | folder | mnist | cifar10
     path: Path
-    files: list[Path] | None  # images to decode (celeba, folder)
+    files: list[Path] | None  # images to decode (celeba, folder); member names when `archive` is set
     arrays: np.ndarray | None  # uint8 (N, H, W, C) already decoded (mnist, cifar10)
     labels: np.ndarray | None  # int8 (N, A) of +1 / -1
     attr_names: list[str]
     groups: list[str] | None  # identity of each image, so a held-out split never shares a person
     official_holdout: np.ndarray | None  # bool (N,): val or test in list_eval_partition.txt
     fingerprint: str  # names and sizes of the inputs: a changed source means a new cache
+    archive: Path | None = None  # the zip that `files` are members of
 
     def __len__(self) -> int:
         return len(self.files) if self.files is not None else len(self.arrays)
+
+    def file_name(self, i: int) -> str:
+        """Image i's name as the user knows it: relative to the folder, or its path inside the zip."""
+        return str(self.files[i]) if self.archive else str(self.files[i].relative_to(self.path))
+
+
+def take_subset(raw: RawSource, limit: int, seed: int) -> RawSource:
+    """A random subset of `limit` images (in source order), the same for the same seed."""
+    if limit < 1:
+        raise ValueError(f"--limit {limit}: take at least one image, e.g. --limit 20000")
+    if limit >= len(raw):
+        return raw
+    keep = np.sort(np.random.default_rng(seed).choice(len(raw), limit, replace=False))
+    pick = lambda values: None if values is None else [values[i] for i in keep]  # noqa: E731
+    return dataclasses.replace(
+        raw, files=pick(raw.files), arrays=None if raw.arrays is None else raw.arrays[keep],
+        labels=None if raw.labels is None else raw.labels[keep], groups=pick(raw.groups),
+        official_holdout=None if raw.official_holdout is None else raw.official_holdout[keep],
+        fingerprint=f"{raw.fingerprint}:limit={limit}:seed={seed}",
+    )
 
 
 def resolve_source(spec: str, cache_root: Path, progress: bool = True) -> RawSource:
@@ -47,6 +76,8 @@ def resolve_source(spec: str, cache_root: Path, progress: bool = True) -> RawSou
         raise ValueError(f"data source {spec} does not exist; pass {SOURCE_HELP}")
     if (path / "img_align_celeba").is_dir():
         return _celeba(path)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return _celeba_zip(path)
     if _mnist_images(path):
         return _mnist(path)
     if (path / "data_batch_1").is_file() or (path / "cifar-10-batches-py").is_dir():
@@ -84,31 +115,70 @@ def _celeba(root: Path) -> RawSource:
     files = sorted(p for p in (root / "img_align_celeba").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
         raise ValueError(f"no images in {root / 'img_align_celeba'}; a CelebA root holds img_align_celeba/*.jpg")
+    annotations = {n: root / n for n in ANNOTATIONS if (root / n).is_file()}
+    fingerprint = _fingerprint(root, files + list(annotations.values()))
+    return _celeba_source(root, files, lambda name: annotations[name].read_text(errors="replace") if name in annotations else None,
+                          fingerprint)
+
+
+def _celeba_zip(path: Path) -> RawSource:
+    """CelebA as downloaded: img_align_celeba.zip (annotations beside it, or in ../Anno and ../Eval as on the
+    official drive), or Kaggle's archive (images and CSV annotations inside). Read in place, never unzipped."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+            inside = {PurePosixPath(m.filename).name: m for m in members if PurePosixPath(m.filename).name in ANNOTATIONS}
+            texts = {name: archive.read(m).decode(errors="replace") for name, m in inside.items()}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as err:
+        raise ValueError(f"{path} is not a readable zip archive ({err}); download it again or unzip it and pass the folder") from None
+    images = sorted((m for m in members if PurePosixPath(m.filename).suffix.lower() in IMAGE_EXTENSIONS),
+                    key=lambda m: PurePosixPath(m.filename).name)
+    if not images:
+        raise ValueError(f"no images in {path}; CelebA's zip holds img_align_celeba/*.jpg")
+    names = [PurePosixPath(m.filename).name for m in images]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path} holds two images of one name ({next(n for n in names if names.count(n) > 1)}); "
+                         "pass a zip with one copy of each image")
+    for name in ANNOTATIONS:  # annotations not in the zip: beside it, or in the official drive's Anno/ and Eval/
+        for candidate in (path.parent / name, path.parent.parent / "Anno" / name, path.parent.parent / "Eval" / name):
+            if name not in texts and candidate.is_file():
+                texts[name] = candidate.read_text(errors="replace")
+    digest = hashlib.sha1()
+    for m in images:
+        digest.update(f"{m.filename}\0{m.file_size}\0{m.CRC}\n".encode())
+    for name in sorted(texts):
+        digest.update(f"{name}\0{hashlib.sha1(texts[name].encode()).hexdigest()}\n".encode())
+    files = [PurePosixPath(m.filename) for m in images]
+    return dataclasses.replace(_celeba_source(path, files, texts.get, digest.hexdigest()), archive=path)
+
+
+def _celeba_source(root: Path, files: list, read: Callable[[str], str | None], fingerprint: str) -> RawSource:
+    """A CelebA source from its image files and a reader of its annotation files (None when absent)."""
     names = [f.name for f in files]
     labels, attr_names = None, []
-    attr_file = next((root / n for n in ("list_attr_celeba.txt", "list_attr_celeba.csv") if (root / n).is_file()), None)
-    if attr_file is not None:
-        rows, attr_names = read_attributes(attr_file)
+    attr_name = next((n for n in ("list_attr_celeba.txt", "list_attr_celeba.csv") if read(n) is not None), None)
+    if attr_name is not None:
+        where = root / attr_name if root.is_dir() else f"{root}: {attr_name}"
+        rows, attr_names = parse_attributes(read(attr_name), where, csv=attr_name.endswith(".csv"))
         missing = [n for n in names if n not in rows]
         if missing:
             raise ValueError(
-                f"{attr_file} has no row for {missing[0]} (and {len(missing) - 1} more images); "
+                f"{where} has no row for {missing[0]} (and {len(missing) - 1} more images); "
                 "add the rows or move the file away to train without labels"
             )
         labels = np.array([rows[n] for n in names], dtype=np.int8)
-    identities = _read_two_columns(root / "identity_CelebA.txt")
-    partition = _read_two_columns(root / "list_eval_partition.txt")
+    identities = _two_columns(read("identity_CelebA.txt"))
+    partition = _two_columns(read("list_eval_partition.txt") or read("list_eval_partition.csv"))
     groups = [identities.get(n, n) for n in names] if identities else None
     official = np.array([partition.get(n, "0") != "0" for n in names]) if partition else None
-    extra = [root / n for n in ("list_attr_celeba.txt", "list_attr_celeba.csv", "identity_CelebA.txt", "list_eval_partition.txt")]
-    return RawSource("celeba", root, files, None, labels, attr_names, groups, official, _fingerprint(root, files + [p for p in extra if p.is_file()]))
+    return RawSource("celeba", root, files, None, labels, attr_names, groups, official, fingerprint)
 
 
-def read_attributes(path: Path) -> tuple[dict[str, list[int]], list[str]]:
-    """Rows of an official `list_attr_celeba.txt` (count, names, rows) or Kaggle's CSV, as +1 / -1."""
+def parse_attributes(text: str, path: Path | str, csv: bool) -> tuple[dict[str, list[int]], list[str]]:
+    """Rows of an official `list_attr_celeba.txt` (count, names, rows) or Kaggle's CSV, as +1 / -1; `path`
+    names the file in errors."""
     # Number lines before dropping blank ones, so an error names the line an editor shows.
-    lines = [(n, line) for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1) if line.strip()]
-    csv = path.suffix == ".csv"
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if len(lines) < (1 if csv else 2):
         layout = "a header line" if csv else "a count line, a line of attribute names"
         raise ValueError(f"{path} is too short: expected {layout}, then one row per image; fix the file or move it away")
@@ -132,11 +202,9 @@ def read_attributes(path: Path) -> tuple[dict[str, list[int]], list[str]]:
     return rows, names
 
 
-def _read_two_columns(path: Path) -> dict[str, str]:
-    """'000001.jpg 2880' lines as a dict; empty when the optional file is absent."""
-    if not path.is_file():
-        return {}
-    pairs = (line.split() for line in path.read_text().splitlines())
+def _two_columns(text: str | None) -> dict[str, str]:
+    """'000001.jpg 2880' lines (or Kaggle's '000001.jpg,0') as a dict; empty when the optional file is absent."""
+    pairs = (re.split(r"[,\s]+", line.strip()) for line in (text or "").splitlines())
     return {p[0]: p[1] for p in pairs if len(p) == 2}
 
 
