@@ -111,3 +111,42 @@ def test_wall_clock_budget_stops_cleanly_and_counts_across_resumes(celeba_dir, t
     # The budget is the run's, not the process's: resuming with the same budget trains at most a step more.
     resumed = train(load_config("dcgan32", overrides=[*overrides, "train.minutes=0.02"]), out, resume=True, progress=False)
     assert ckpt.load(resumed).state["step"] <= first["step"] + 1
+
+
+def _tensorboard_events(folder):
+    """(tag, step, kind) of every summary in a run's TensorBoard event files (TFRecord: length, crc, event, crc)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    found = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            (length,) = struct.unpack("<Q", data[i : i + 8])
+            event = event_pb2.Event.FromString(data[i + 12 : i + 12 + length])
+            found += [(v.tag, event.step, v.WhichOneof("value")) for v in event.summary.value]
+            i += 12 + length + 4
+    return found
+
+
+def test_tensorboard_events_mirror_the_metrics_and_previews(faces, tmp_path):
+    pytest.importorskip("tensorboardX")
+    overrides = [f"data.source={faces}", *TINY, "data.resolution=32", "train.steps=3", "train.log_every=1",
+                 "train.tensorboard=true", "train.kid_every=3", "train.kid_samples=4"]
+    out = train(load_config("dcgan32", overrides=overrides), tmp_path / "run", progress=False)
+    events = _tensorboard_events(out / "tensorboard")
+    assert {(tag, step) for tag, step, kind in events if kind == "simple_value" and tag == "loss_d"} == {("loss_d", s) for s in (1, 2, 3)}
+    assert ("kid", 3, "simple_value") in events
+    assert ("samples", 3, "image") in events
+
+
+def test_tensorboard_without_its_library_is_one_line_before_training(celeba_dir, tmp_path, monkeypatch, capsys):
+    from conftest import run_cli
+
+    monkeypatch.setitem(__import__("sys").modules, "tensorboardX", None)  # as if not installed
+    code, _, err = run_cli(capsys, "train", "--preset", "dcgan32", "--data", str(celeba_dir), "--set", "train.tensorboard=true",
+                           "--set", "model.base_channels=4", "--set", "train.batch_size=4", "--set", "data.split=all",
+                           "--steps", "1", "--out", str(tmp_path / "run"), "--quiet")
+    assert code == 2 and "pip install 'facegen[tensorboard]'" in err and len(err.strip().splitlines()) == 1
+    assert not list((tmp_path / "run").glob("checkpoints/*"))

@@ -8,6 +8,7 @@ renamed into place, so a crash mid-save leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import os
@@ -102,13 +103,12 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
     return path
 
 
-def load(path: str | Path) -> Checkpoint:
-    """Read a checkpoint file or the newest one of a run directory."""
-    path = resolve(path)
+def _read(path: Path, with_tensors: bool) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A checkpoint file's header and skeleton (and its tensors), or a one-line error for a foreign file."""
     try:
         with safetensors.safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
     except Exception:  # noqa: BLE001  (safetensors raises several types for foreign files)
         raise ValueError(f"{path} is not a facegen checkpoint (not a safetensors file); pass a run directory or its ckpt-*.safetensors") from None
     header = json.loads(metadata.get("facegen", "{}"))
@@ -116,10 +116,24 @@ def load(path: str | Path) -> Checkpoint:
         raise ValueError(f"{path} is a safetensors file but not a facegen checkpoint (no facegen metadata); it belongs to another program")
     if header["version"] > VERSION:
         raise ValueError(f"{path} has checkpoint format {header['version']}, newer than this facegen ({VERSION}); upgrade facegen")
+    return {**header, "skeleton": json.loads(metadata["skeleton"])}, tensors
+
+
+def load(path: str | Path) -> Checkpoint:
+    """Read a checkpoint file or the newest one of a run directory."""
+    path = resolve(path)
+    header, tensors = _read(path, with_tensors=True)
     if header["family"] not in models.FAMILIES:
         raise ValueError(f"{path} holds a {header['family']!r} model, which this facegen does not know ({', '.join(models.FAMILIES)})")
-    body = _join(json.loads(metadata["skeleton"]), tensors)
+    body = _join(header["skeleton"], tensors)
     return Checkpoint(header["family"], header["architecture"], body["nets"], body["state"], path)
+
+
+def read_state(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's plain state (step, train_seconds, config ...) from its metadata alone, tensors left as None:
+    cheap enough to read for every run of a table."""
+    header, _ = _read(resolve(path), with_tensors=False)
+    return _join(header["skeleton"], collections.defaultdict(lambda: None))["state"]
 
 
 def resolve(path: str | Path) -> Path:

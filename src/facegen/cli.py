@@ -1,5 +1,5 @@
-"""The `facegen` command: prepare, train, sample, demo, evaluate, judge, compare, presets (and, from
-cli_latent, the latent-space commands).
+"""The `facegen` command: prepare, train, sweep, runs, sample, demo, evaluate, judge, compare, presets (and,
+from cli_latent, the latent-space commands).
 
 User mistakes (a missing folder, a wrong key, a foreign checkpoint) end with one line on stderr and
 exit status 2; set FACEGEN_DEBUG=1 to see the traceback instead.
@@ -30,20 +30,30 @@ def _free_run_dir(base: Path) -> Path:
 def cmd_prepare(args: argparse.Namespace) -> None:
     from facegen.data import open_cache, prepare
 
-    path = prepare(args.source, args.resolution, args.crop, args.cache, force=args.force, progress=not args.quiet)
+    if args.seed is not None and args.limit is None:
+        raise ValueError("--seed picks the random subset of --limit N; add --limit or drop --seed")
+    path = prepare(args.source, args.resolution, args.crop, args.cache, force=args.force, progress=not args.quiet,
+                   limit=args.limit, seed=args.seed or 0)
     dataset = open_cache(path)
-    skipped = len(dataset.meta["skipped"])
-    print(f"{path}: {dataset.meta['count']} images at {dataset.resolution} px"
+    skipped, subset = len(dataset.meta["skipped"]), dataset.meta.get("subset")
+    of = f" (a random {subset['limit']} of {subset['of']}, seed {subset['seed']})" if subset else ""
+    print(f"{path}: {dataset.meta['count']} images{of} at {dataset.resolution} px"
           f"{f', {skipped} skipped' if skipped else ''}, {dataset.meta['holdout_count']} held out ({dataset.meta['holdout_rule']})")
+
+
+def _length(args: argparse.Namespace) -> list[str]:
+    """--steps / --epochs / --minutes as config overrides."""
+    length = [f"train.steps={args.steps}"] if args.steps else [f"train.epochs={args.epochs}", "train.steps=none"] if args.epochs else []
+    if args.minutes is not None:
+        length.append(f"train.minutes={args.minutes}")
+    return length
 
 
 def _train_config(args: argparse.Namespace):
     from facegen.config import config_from_dict, load_config
     from facegen.train import load_run_config
 
-    length = [f"train.steps={args.steps}"] if args.steps else [f"train.epochs={args.epochs}", "train.steps=none"] if args.epochs else []
-    if args.minutes is not None:
-        length.append(f"train.minutes={args.minutes}")
+    length = _length(args)
     if args.resume:
         if args.preset or args.config or args.data or args.set:
             raise ValueError("--resume continues a run with its saved config; drop --preset/--config/--data/--set "
@@ -60,9 +70,45 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     cfg = _train_config(args)
     out = Path(args.out) if args.out else _free_run_dir(Path("runs") / (args.preset or "run"))
-    train(cfg, out, resume=args.resume, progress=not args.quiet)
+    train(cfg, out, resume=args.resume, progress=not args.quiet, origin={"preset": args.preset, "config": args.config})
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
         print(f"run written to {out}")
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from facegen.metrics import parse_metrics
+    from facegen.report import compare_runs, format_runs_table, runs_table, sort_rows
+    from facegen.sweep import SweepSpec, parse_vary, run_sweep
+
+    spec = SweepSpec(args.preset, args.config, tuple([f"data.source={args.data}"] if args.data else []) + tuple(args.set),
+                     tuple(parse_vary(text) for text in args.vary), tuple(_length(args)))
+    metrics = parse_metrics(args.metrics) if args.evaluate else ()
+    out = Path(args.out)
+    run_sweep(spec, out, metrics, args.n, progress=not args.quiet, extractor=_extractor(args) if metrics else None)
+    rows = runs_table(out)
+    rows = sort_rows(rows, "kid") if metrics else rows
+    print(format_runs_table(rows))
+    page = compare_runs([out / row["run"] for row in rows], out / "compare")
+    print(f"comparison{' (ranked by KID)' if metrics else ''} written to {page}")
+
+
+def cmd_runs(args: argparse.Namespace) -> None:
+    import csv
+    import json
+
+    from facegen.report import flat_rows, format_runs_table, runs_table, sort_rows
+
+    rows = runs_table(args.folder)
+    rows = sort_rows(rows, args.sort) if args.sort else rows
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    elif args.csv:
+        flat = flat_rows(rows)
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(flat[0]) if flat else ["run"])
+        writer.writeheader()
+        writer.writerows(flat)
+    else:
+        print(format_runs_table(rows))
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -187,11 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="decode a source into a uint8 cache (train does this when needed)")
-    p.add_argument("source", help="CelebA root, image folder, MNIST/CIFAR-10 files or synthetic:N[@seed]")
+    p.add_argument("source", help="CelebA root or its zip, image folder, MNIST/CIFAR-10 files or synthetic:N[@seed]")
     p.add_argument("--resolution", type=int, required=True, help="32, 56, 64, 112 or 128")
     p.add_argument("--crop", type=int, help="centre crop in px of a 178-wide aligned face (e.g. 108, 140)")
     p.add_argument("--cache", help="cache folder (default $FACEGEN_CACHE or ~/.cache/facegen)")
     p.add_argument("--force", action="store_true", help="rebuild even when a valid cache exists")
+    p.add_argument("--limit", type=int, help="keep a random subset of N images (train on it with --data CACHE_FOLDER)")
+    p.add_argument("--seed", type=int, help="with --limit: which random subset (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_prepare)
 
@@ -210,6 +258,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sweep", help="train every combination of --vary values, one run each; resumable; ranks the runs")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--preset", help="a preset name (see `facegen presets`)")
+    source.add_argument("--config", help="a TOML config file")
+    p.add_argument("--data", help="the data source (sets data.source)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a fixed override for every run")
+    p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2", help="values to try, e.g. train.lr_g=1e-4,2e-4")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="total D steps of each run")
+    length.add_argument("--epochs", type=int, help="passes over the training split, each run")
+    p.add_argument("--minutes", type=float, help="wall-clock budget of each run")
+    p.add_argument("--evaluate", action="store_true", help="score each run when it ends (eval.json) and rank them by KID")
+    p.add_argument("--metrics", default="fid,kid", help="with --evaluate: comma list of fid, kid, pr, is (default fid,kid)")
+    p.add_argument("--n", type=int, default=2000, help="with --evaluate: samples per run (default 2000)")
+    p.add_argument("--inception", help="with --evaluate: the Inception TorchScript file")
+    p.add_argument("--out", required=True, help="the sweep's folder: one run directory per combination, sweep.json, compare/")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_sweep, bf16=False)
+
+    p = sub.add_parser("runs", help="a table of the runs under a folder: settings that differ, steps, time, losses, FID/KID")
+    p.add_argument("folder", nargs="?", default="runs", help="where to look (default runs/)")
+    p.add_argument("--sort", help="a column to sort by, lowest first (e.g. kid, fid, steps)")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--csv", action="store_true", help="CSV on stdout")
+    form.add_argument("--json", action="store_true", help="JSON on stdout")
+    p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("sample", help="generate images from a run or checkpoint")
     p.add_argument("run", help="a run directory (newest checkpoint) or a checkpoint file")

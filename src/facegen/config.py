@@ -133,6 +133,7 @@ class TrainConfig:
     kid_every: int = 0  # steps between quick KID checks against the held-out split (0 = off); the best is kept
     kid_samples: int = 500  # samples (and held-out images) per quick KID: a trend, not a final figure
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over the global batch (CUDA only)
+    tensorboard: bool = False  # also write TensorBoard events (losses, KID, previews) into the run (facegen[tensorboard])
     device: str = "auto"  # auto: cuda, else mps, else cpu
     precision: str = "auto"  # auto: bf16 where the hardware has it, fp32 elsewhere (fp16 + GradScaler on CUDA if asked)
 

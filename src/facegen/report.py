@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
+
 from facegen.files import save_figure, write_text_atomic
 
 ALWAYS_SHOWN = ("model.family", "data.resolution")  # the facts a reader needs even when they agree
@@ -75,6 +77,35 @@ def plot_training(metrics_path: str | Path, out: str | Path) -> Path | None:
     return save_figure(fig, Path(out))
 
 
+class TensorBoard:
+    """metrics.jsonl's records and the preview grids, also as TensorBoard events in the run directory.
+
+    tensorboardX writes them with numpy and protobuf alone; torch.utils.tensorboard would need the whole
+    `tensorboard` package (a web server and its dependencies) just to write files.
+    """
+
+    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise ValueError("train.tensorboard = true needs tensorboardX: pip install 'facegen[tensorboard]' "
+                             "(or set train.tensorboard=false)") from None
+        # purge_step: a resumed run redoes the steps after its checkpoint; TensorBoard drops the old ones.
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
+
+    def scalars(self, record: dict) -> None:
+        for key, value in record.items():
+            if key not in ("step", "epoch") and isinstance(value, (int, float)):
+                self.writer.add_scalar(key, value, record["step"])
+
+    def images(self, grids: dict[str, np.ndarray], step: int) -> None:
+        for tag, grid in grids.items():  # uint8 HWC
+            self.writer.add_image(tag, grid, step, dataformats="HWC")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 # Comparing runs.
 
 
@@ -120,6 +151,86 @@ def _open_run(path: Path, name: str) -> Run:
             evaluation = {**(evaluation or {}), **{prefix + k: extra[k] for k in ("fid", "kid", "kid_std", "mse", "psnr") if k in extra}}
     config = flatten_config(json.loads(config_path.read_text()))
     return Run(name, path, config, read_metrics(path / "metrics.jsonl"), evaluation, newest)
+
+
+def find_runs(folder: str | Path) -> list[Path]:
+    """Run directories (those with a config.json and a checkpoint) under a folder, itself included, sorted."""
+    from facegen import checkpoint as ckpt
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder; pass the folder that holds your runs, e.g. runs")
+    return sorted(p.parent for p in folder.rglob("config.json") if ckpt.latest(p.parent) is not None)
+
+
+def runs_table(folder: str | Path) -> list[dict]:
+    """One row per run under a folder: preset, the settings that differ between the runs, steps, wall time,
+    img/s, final losses and the evaluation's FID/KID (None where a run has none)."""
+    from facegen import checkpoint as ckpt
+
+    folder = Path(folder)
+    paths = find_runs(folder)
+    opened = [_open_run(p, str(p.relative_to(folder)) if p != folder else p.name) for p in paths]
+    differ = [k for k in config_differences(opened) if k not in ALWAYS_SHOWN or len({json.dumps(r.config.get(k)) for r in opened}) > 1]
+    rows = []
+    for run in opened:
+        info = _run_info(run.path)
+        state = ckpt.read_state(run.checkpoint)
+        last = next((r for r in reversed(run.records) if "loss_d" in r or "recon" in r), {})
+        seconds = state.get("train_seconds")
+        images = state.get("step", 0) * int(run.config.get("train.batch_size", 0) or 0)
+        evaluation = run.evaluation or {}
+        rows.append({
+            "run": run.name, "preset": info.get("preset"), "family": run.config.get("model.family"),
+            "settings": {k: run.config.get(k) for k in differ}, "steps": state.get("step"),
+            "seconds": round(seconds, 1) if seconds else None, "img_per_s": round(images / seconds, 1) if seconds else None,
+            **{key: last.get(key) for key in ("loss_d", "loss_g", "recon", "kl")},
+            "fid": evaluation.get("fid"), "kid": evaluation.get("kid"), "kid_std": evaluation.get("kid_std"),
+        })
+    return rows
+
+
+def _run_info(path: Path) -> dict:
+    """run.json (how the run was made), or {} for runs made before it existed or with it damaged."""
+    try:
+        info = json.loads((path / "run.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def sort_rows(rows: list[dict], key: str) -> list[dict]:
+    """Rows by one column, lowest first, runs without a value last."""
+    if rows and key not in rows[0]:
+        raise ValueError(f"cannot sort by {key!r}; columns: {', '.join(k for k in rows[0] if k != 'settings')}")
+    return sorted(rows, key=lambda r: (r[key] is None, r[key] if r[key] is not None else 0))
+
+
+def format_runs_table(rows: list[dict]) -> str:
+    """The rows as an aligned text table; columns no run has a value for are left out."""
+    if not rows:
+        return "no runs found"
+    flat = flat_rows(rows)
+    columns = [c for c in flat[0] if any(row[c] is not None for row in flat)]
+    cells = [[_cell(row[c]) for c in columns] for row in flat]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in cells]
+    return "\n".join(lines)
+
+
+def flat_rows(rows: list[dict]) -> list[dict]:
+    """Rows with their differing settings as columns of their own, right after run and preset (for CSV and text)."""
+    return [{"run": r["run"], "preset": r["preset"], **r["settings"],
+             **{k: v for k, v in r.items() if k not in ("run", "preset", "settings")}} for r in rows]
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _read_evaluation(path: Path) -> dict | None:

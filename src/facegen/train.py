@@ -18,10 +18,12 @@ from facegen.augment import parse_policy
 from facegen.config import Config, config_from_dict
 from facegen.data import BatchLoader, FaceDataset, open_dataset
 from facegen.devices import resolve_runtime
-from facegen.images import save_grid, save_image, to_float
+from facegen.files import write_text_atomic
+from facegen.images import make_grid, save_image, to_float
 from facegen.sample import generate, latents
 
 PREVIEW_SEEDS = range(64)  # previews show the same faces as `facegen sample --seeds 0-63`
+RUN_INFO = "run.json"  # how the run was made: preset, sweep settings, start time
 BEST_CHECKPOINT = "best.safetensors"  # the lowest quick KID so far; not counted among the rolling checkpoints
 
 
@@ -47,8 +49,11 @@ def load_run_config(run_dir: Path) -> Config:
     return config_from_dict(json.loads(path.read_text()))
 
 
-def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
-    """Train cfg's model into the run directory `out`; with resume, continue from its newest checkpoint."""
+def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True, origin: dict | None = None) -> Path:
+    """Train cfg's model into the run directory `out`; with resume, continue from its newest checkpoint.
+
+    origin (the preset, the sweep ...) is kept in out/run.json for tables of runs.
+    """
     out = Path(out)
     world = distributed.init()
     runtime = resolve_runtime(cfg.train.device if world.size == 1 else world.device, cfg.train.precision)
@@ -109,7 +114,9 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     metrics_path = out / "metrics.jsonl"
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        write_text_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
+        if not resume:
+            write_text_atomic(out / RUN_INFO, json.dumps({**(origin or {}), "started": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1))
         if resume and metrics_path.exists():  # steps after the checkpoint are about to be redone
             kept = [line for line in metrics_path.read_text().splitlines() if json.loads(line)["step"] <= start]
             metrics_path.write_text("".join(line + "\n" for line in kept))
@@ -132,16 +139,21 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
             old.unlink()
 
     quick_kid = QuickKID(dataset, cfg.train.kid_samples, out) if cfg.train.kid_every and world.is_main else None
+    board = report.TensorBoard(out, purge_step=start if resume else None) if cfg.train.tensorboard and world.is_main else None
     # Encoder models also preview reconstructions of fixed held-out faces.
     recon_faces = np.asarray(dataset.images[preview_faces(dataset)]) if "E" in nets else None
 
     def preview(step: int) -> None:
         if not world.is_main:
             return
-        save_grid(generate(sample_G(), fixed_z), out / "previews" / f"step-{step:07d}.png")
+        grids = {"samples": make_grid(generate(sample_G(), fixed_z))}
+        save_image(grids["samples"], out / "previews" / f"step-{step:07d}.png")
         if recon_faces is not None:
             recon = encoding.reconstruct(distributed.unwrap(nets["E"]), sample_G(), recon_faces)
-            save_image(encoding.pairs_grid(recon_faces, recon), out / "previews" / f"recon-{step:07d}.png")
+            grids["reconstructions"] = encoding.pairs_grid(recon_faces, recon)
+            save_image(grids["reconstructions"], out / "previews" / f"recon-{step:07d}.png")
+        if board:
+            board.images(grids, step)
         report.plot_training(metrics_path, out / "training.png")
 
     # The loop.
@@ -176,6 +188,8 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
                 if world.is_main:
                     with open(metrics_path, "a") as f:
                         f.write(json.dumps(record) + "\n")
+                    if board:
+                        board.scalars(record)
                 bar.set_postfix({k: record[k] for k in list(stats)[:3]}, img_s=record["img_per_s"])
 
             # Preview: every preview_every steps, at each epoch end and at the end.
@@ -184,7 +198,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
 
             # Quick KID; the best checkpoint so far is kept apart from the rolling ones.
             if quick_kid and (step % cfg.train.kid_every == 0 or done):
-                if quick_kid.measure(step, sample_G(), metrics_path):
+                if quick_kid.measure(step, sample_G(), metrics_path, board):
                     save_checkpoint(step, BEST_CHECKPOINT)
 
             # Checkpoint.
@@ -195,6 +209,8 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         raise
     finally:
         bar.close()
+        if board:
+            board.close()
 
     elapsed = time.perf_counter() - t_start
     if world.is_main:
@@ -221,7 +237,7 @@ class QuickKID:
         best = run_dir / "checkpoints" / "best.json"
         self.best = json.loads(best.read_text())["kid"] if best.is_file() else float("inf")
 
-    def measure(self, step: int, G: nn.Module, metrics_path: Path) -> bool:
+    def measure(self, step: int, G: nn.Module, metrics_path: Path, board: report.TensorBoard | None = None) -> bool:
         """Log the KID of this step; True when it is the best so far."""
         from facegen.evaluate import reference_statistics
         from facegen.metrics import FeatureExtractor, kid
@@ -232,8 +248,11 @@ class QuickKID:
         feats = self.extractor.features(generate(G, latents(range(self.n), G.z_dim, G.z_dist)), progress=False)
         size = min(len(feats), len(self.reference.feats))  # both sets whole: one subset says it all
         value = kid(self.reference.feats, feats, subsets=1, subset_size=size)[0]
+        record = {"step": step, "kid": round(value, 6), "kid_samples": len(feats)}
         with open(metrics_path, "a") as f:
-            f.write(json.dumps({"step": step, "kid": round(value, 6), "kid_samples": len(feats)}) + "\n")
+            f.write(json.dumps(record) + "\n")
+        if board:
+            board.scalars(record)
         if value >= self.best:
             return False
         self.best = value
