@@ -38,7 +38,10 @@ def test_prepare_train_sample_end_to_end(trained_run, capsys, tmp_path):
 
 
 def test_sample_of_nothing_and_a_gmm_prior_without_encoder_are_one_line(trained_run, capsys, tmp_path):
-    for argv, message in ((["--n", "0"], "ask for at least one image"), (["--prior", "gmm"], "has no encoder")):
+    for argv, message in ((["--n", "0"], "ask for at least one image"), (["--prior", "gmm"], "has no encoder"),
+                          (["--batch-size", "0"], "generate at least one image at a time"),
+                          (["--seeds", "99999999999999999999"], "seeds go up to 9223372036854775807"),
+                          (["--n", "100000000000"], "lists more than 1,000,000 seeds")):
         code, _, err = run(capsys, "sample", str(trained_run), *argv, "--grid", str(tmp_path / "g.png"))
         assert code == 2 and err.count("\n") == 1 and message in err
 
@@ -69,8 +72,12 @@ def test_parse_seeds():
     (["prepare", "/no/such/folder", "--resolution", "32"], "does not exist"),
     (["sample", "/no/such/run"], "/no/such/run does not exist"),
     (["train", "--resume", "--set", "train.lr_d=1"], "--resume continues a run with its saved config"),
+    (["prepare", "synthetic:20", "--resolution", "33"], "--resolution 33: no model trains on it; use one of 32, 56, 64"),
+    (["train", "--config", "settings.jpg"], "is not a TOML file (.toml) or a run's config.json"),
 ])
-def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "settings.jpg").write_bytes(b"")  # an empty file parses as TOML: only its name says it is not one
     code, _, err = run(capsys, *argv, *([] if argv[0] != "train" else ["--out", str(tmp_path / "run")]))
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("facegen: error: ") and message in err

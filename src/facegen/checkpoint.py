@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import errno
 import json
 import os
 import re
@@ -94,13 +95,26 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
     skeleton = _split({"nets": checkpoint.nets, "state": checkpoint.state}, "t", tensors)
     header = {"format": FORMAT, "version": VERSION, "family": checkpoint.family, "architecture": checkpoint.architecture}
     metadata = {"facegen": json.dumps(header), "skeleton": json.dumps(skeleton)}
+    data = safetensors.torch.save(tensors, metadata=metadata)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(safetensors.torch.save(tensors, metadata=metadata))
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        write_bytes_durably(tmp, data)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise ValueError(f"no room to write {path.name} in {path.parent} ({os.strerror(err.errno)}; it needs "
+                             f"{len(data) / 1e6:.1f} MB): the earlier checkpoints there are intact; free space and --resume") from None
+        raise
     os.replace(tmp, path)
     return path
+
+
+def write_bytes_durably(path: Path, data: bytes) -> None:
+    """Write, flush and fsync, so that the rename that follows never publishes a half-written file."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _read(path: Path, with_tensors: bool) -> tuple[dict, dict[str, torch.Tensor]]:

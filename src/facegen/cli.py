@@ -30,6 +30,10 @@ def _free_run_dir(base: Path) -> Path:
 def cmd_prepare(args: argparse.Namespace) -> None:
     from facegen.data import open_cache, prepare
 
+    from facegen.models import SUPPORTED_RESOLUTIONS
+
+    if args.resolution not in SUPPORTED_RESOLUTIONS:
+        raise ValueError(f"--resolution {args.resolution}: no model trains on it; use one of {', '.join(map(str, SUPPORTED_RESOLUTIONS))}")
     if args.seed is not None and args.limit is None:
         raise ValueError("--seed picks the random subset of --limit N; add --limit or drop --seed")
     path = prepare(args.source, args.resolution, args.crop, args.cache, force=args.force, progress=not args.quiet,
@@ -116,9 +120,11 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from facegen.images import save_grid, save_image
     from facegen.sample import parse_seeds, sample_seeds
 
-    seeds = parse_seeds(args.seeds) if args.seeds else list(range(args.n))
+    seeds = parse_seeds(args.seeds if args.seeds else f"0-{args.n - 1}") if args.seeds or args.n >= 1 else []
     if not seeds:
         raise ValueError(f"--n {args.n}: ask for at least one image, e.g. --n 64")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size}: generate at least one image at a time, e.g. --batch-size 64")
     G, checkpoint = load_generator(args.run)
     if args.prior == "gmm":
         from facegen.encoding import gmm_prior

@@ -134,6 +134,8 @@ class TrainConfig:
     kid_samples: int = 500  # samples (and held-out images) per quick KID: a trend, not a final figure
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over the global batch (CUDA only)
     tensorboard: bool = False  # also write TensorBoard events (losses, KID, previews) into the run (facegen[tensorboard])
+    nan_retries: int = 3  # a non-finite loss or weight rolls back to the last good state this many times, then stops
+    nan_lr_factor: float = 0.5  # each rollback multiplies every learning rate by this
     device: str = "auto"  # auto: cuda, else mps, else cpu
     precision: str = "auto"  # auto: bf16 where the hardware has it, fp32 elsewhere (fp16 + GradScaler on CUDA if asked)
 
@@ -141,6 +143,9 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "log_every", "preview_every", "checkpoint_every", "keep_checkpoints", "kid_samples"):
             _positive(f"train.{name}", getattr(self, name))
         _positive("train.kid_every", self.kid_every, allow_zero=True)
+        _positive("train.nan_retries", self.nan_retries, allow_zero=True)
+        if not 0.0 < self.nan_lr_factor <= 1.0:
+            raise ValueError(f"train.nan_lr_factor = {self.nan_lr_factor} must be in (0, 1], e.g. 0.5 (1 keeps the learning rates)")
         if self.steps is not None:
             _positive("train.steps", self.steps)
         if self.minutes is not None:
@@ -211,12 +216,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"config file {path} does not exist; pass a TOML file or use --preset NAME")
+    if path.suffix.lower() not in (".toml", ".json"):
+        raise ValueError(f"config file {path} is not a TOML file (.toml) or a run's config.json; pass one of those or use --preset NAME")
     try:
         if path.suffix == ".json":
             return json.loads(path.read_text())
         return tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"config file {path} is not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {err}") from None
+        raise ValueError(f"config file {path} is not valid {path.suffix.lstrip('.').upper()}: {err}") from None
 
 
 def parse_override(text: str) -> tuple[str, str, str]:

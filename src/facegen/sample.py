@@ -11,6 +11,10 @@ from torch import nn
 from facegen.images import to_uint8
 
 
+MAX_SEED = 2**63 - 1  # torch.Generator's seeds are 64-bit
+MAX_SEEDS = 1_000_000  # a list longer than this is a typo, not a sample (FID uses 50,000)
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0-63' or '1,5,7-9' -> the listed seeds, in order."""
     seeds: list[int] = []
@@ -22,6 +26,10 @@ def parse_seeds(text: str) -> list[int]:
             raise ValueError(f"--seeds {text!r} is not a seed list; write e.g. 0-63 or 1,5,7-9") from None
         if hi < lo or lo < 0:
             raise ValueError(f"--seeds {text!r}: ranges go from a low to a high non-negative seed, e.g. 0-63")
+        if hi > MAX_SEED:
+            raise ValueError(f"--seeds {text!r}: seeds go up to {MAX_SEED} (2^63 - 1)")
+        if len(seeds) + hi - lo + 1 > MAX_SEEDS:
+            raise ValueError(f"--seeds {text!r} lists more than {MAX_SEEDS:,} seeds; ask for fewer")
         seeds.extend(range(lo, hi + 1))
     return seeds
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from facegen.augment import parse_policy
 from facegen.config import Config, config_from_dict
 from facegen.data import BatchLoader, FaceDataset, open_dataset
 from facegen.devices import resolve_runtime
-from facegen.files import write_text_atomic
+from facegen.files import RunLock, write_text_atomic
 from facegen.images import make_grid, save_image, to_float
 from facegen.sample import generate, latents
 
@@ -52,10 +54,16 @@ def load_run_config(run_dir: Path) -> Config:
 def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True, origin: dict | None = None) -> Path:
     """Train cfg's model into the run directory `out`; with resume, continue from its newest checkpoint.
 
-    origin (the preset, the sweep ...) is kept in out/run.json for tables of runs.
+    origin (the preset, the sweep ...) is kept in out/run.json for tables of runs. A second process on the
+    same run directory is refused while this one trains.
     """
     out = Path(out)
     world = distributed.init()
+    with RunLock(out) if world.is_main else contextlib.nullcontext():
+        return _train(cfg, out, world, resume, progress, origin)
+
+
+def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progress: bool, origin: dict | None) -> Path:
     runtime = resolve_runtime(cfg.train.device if world.size == 1 else world.device, cfg.train.precision)
     newest = ckpt.latest(out)
     if resume and newest is None:
@@ -94,6 +102,9 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     start, seconds_before = 0, 0.0
     if resume:
         state = ckpt.load(newest)
+        if (state.family, state.architecture) != (cfg.model.family, architecture):
+            raise ValueError(f"{newest} holds a {state.family} model {state.architecture}, but the run's config builds a "
+                             f"{cfg.model.family} model {architecture}; it was copied in from another run, move it away")
         for role, net in [*nets.items(), *([("G_ema", G_ema)] if G_ema is not None else [])]:
             net.load_state_dict(state.nets[role])
         for role, adam in opt.adam.items():
@@ -118,8 +129,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         if not resume:
             write_text_atomic(out / RUN_INFO, json.dumps({**(origin or {}), "started": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1))
         if resume and metrics_path.exists():  # steps after the checkpoint are about to be redone
-            kept = [line for line in metrics_path.read_text().splitlines() if json.loads(line)["step"] <= start]
-            metrics_path.write_text("".join(line + "\n" for line in kept))
+            truncate_metrics(metrics_path, start)
 
     def save_checkpoint(step: int, name: str | None = None) -> None:
         if not world.is_main:
@@ -156,7 +166,42 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
             board.images(grids, step)
         report.plot_training(metrics_path, out / "training.png")
 
+    # The last good state (in memory: the start, then each checkpoint) that a non-finite loss rolls back to.
+    last_good, rollbacks = {}, 0
+
+    def remember(step: int) -> None:
+        last_good.update(copy.deepcopy({"step": step, "rng": torch.get_rng_state(),
+                                        "nets": {role: net.state_dict() for role, net in nets.items()},
+                                        "ema": G_ema.state_dict() if G_ema is not None else None,
+                                        "adam": {role: adam.state_dict() for role, adam in opt.adam.items()}}))
+
+    def recover(failed_step: int) -> int:
+        """Restore the last good state, scale every learning rate by nan_lr_factor and log it; the step to go on from."""
+        nonlocal rollbacks
+        rollbacks += 1
+        if rollbacks > cfg.train.nan_retries:
+            raise ValueError(f"training diverged: a non-finite loss at step {failed_step} after {cfg.train.nan_retries} rollbacks; "
+                             f"lower the learning rates or raise train.nan_retries (the last good checkpoint is in {out / 'checkpoints'})")
+        for role, net in nets.items():
+            net.load_state_dict(last_good["nets"][role])
+        if G_ema is not None:
+            G_ema.load_state_dict(last_good["ema"])
+        for role, adam in opt.adam.items():
+            adam.load_state_dict(last_good["adam"][role])
+            for group in adam.param_groups:
+                group["lr"] *= cfg.train.nan_lr_factor
+        torch.set_rng_state(last_good["rng"])
+        record = {"step": last_good["step"], "rollback_from": failed_step, "retry": rollbacks,
+                  "lr_d": opt.adam["D"].param_groups[0]["lr"] if "D" in opt.adam else None, "lr_g": opt.adam["G"].param_groups[0]["lr"]}
+        if world.is_main:
+            truncate_metrics(metrics_path, last_good["step"], record)
+        print(f"facegen: non-finite loss at step {failed_step}; rolled back to step {last_good['step']} with learning rates "
+              f"x{cfg.train.nan_lr_factor} (rollback {rollbacks} of at most {cfg.train.nan_retries})", file=sys.stderr)
+        last_good["adam"] = {role: copy.deepcopy(adam.state_dict()) for role, adam in opt.adam.items()}  # keep the new rates
+        return last_good["step"]
+
     # The loop.
+    remember(start)
     bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", disable=not (progress and world.is_main))
     images_per_step = cfg.train.batch_size * world.size
     t_start = t_log = time.perf_counter()
@@ -173,6 +218,11 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
             stats = update(nets, opt, x_real, ctx)
             if G_ema is not None:
                 update_ema(G_ema, distributed.unwrap(nets["G"]), ema_decay(cfg.train.ema, step))
+
+            # Non-finite guard: back to the last good state with smaller learning rates, a few times at most.
+            if world.any(not finite(stats.values())):
+                step = recover(step)
+                continue
             step += 1
             bar.update()
             # Stop at the step budget or the wall-clock budget, whichever comes first; ranks agree on the clock.
@@ -201,9 +251,13 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
                 if quick_kid.measure(step, sample_G(), metrics_path, board):
                     save_checkpoint(step, BEST_CHECKPOINT)
 
-            # Checkpoint.
+            # Checkpoint (never of non-finite weights), and remember it as the state to roll back to.
             if step % cfg.train.checkpoint_every == 0 or done:
+                if world.any(not finite(p for net in nets.values() for p in net.parameters())):
+                    step, done = recover(step), False
+                    continue
                 save_checkpoint(step)
+                remember(step)
     except KeyboardInterrupt:
         save_checkpoint(step)  # nothing trained is lost; --resume continues from here
         raise
@@ -218,6 +272,17 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
         print(f"trained {step - start} steps in {elapsed:.1f} s ({images_per_step * (step - start) / max(elapsed, 1e-9):.1f} img/s){stopped}")
     world.close()
     return out
+
+
+def finite(tensors) -> bool:
+    """True when every element of every tensor (losses, weights) is finite: one synchronisation for the lot."""
+    return bool(torch.stack([t.detach().isfinite().all() for t in tensors]).all())
+
+
+def truncate_metrics(path: Path, last_step: int, *records: dict) -> None:
+    """Keep the records up to last_step (the steps after it are about to be redone), then append `records`."""
+    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= last_step] if path.exists() else []
+    write_text_atomic(path, "".join(line + "\n" for line in [*kept, *map(json.dumps, records)]))
 
 
 def preview_faces(dataset: FaceDataset, n: int = 16) -> np.ndarray:
