@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import run_cli as run, write_celeba
 from facegen.config import load_config

@@ -23,7 +23,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from facegen import models
+from facegen import files, models
 from facegen.data import FaceDataset, open_dataset
 
 FORMAT = "facegen-checkpoint"
@@ -96,25 +96,14 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
     header = {"format": FORMAT, "version": VERSION, "family": checkpoint.family, "architecture": checkpoint.architecture}
     metadata = {"facegen": json.dumps(header), "skeleton": json.dumps(skeleton)}
     data = safetensors.torch.save(tensors, metadata=metadata)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        write_bytes_durably(tmp, data)
+        files.write_bytes_atomic(path, data)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         if err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
             raise ValueError(f"no room to write {path.name} in {path.parent} ({os.strerror(err.errno)}; it needs "
                              f"{len(data) / 1e6:.1f} MB): the earlier checkpoints there are intact; free space and --resume") from None
         raise
-    os.replace(tmp, path)
     return path
-
-
-def write_bytes_durably(path: Path, data: bytes) -> None:
-    """Write, flush and fsync, so that the rename that follows never publishes a half-written file."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _read(path: Path, with_tensors: bool) -> tuple[dict, dict[str, torch.Tensor]]:

@@ -8,7 +8,6 @@ that fit a mixture or run t-SNE.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 
 from facegen.checkpoint import load_autoencoder
-from facegen.files import save_figure
+from facegen.files import save_figure, write_bytes_atomic
 from facegen.images import make_grid, to_float
 
 
@@ -120,10 +119,8 @@ def gmm_prior(run: str | Path, components: int = 10, max_images: int = 20000, pr
     prior = GaussianMixturePrior(gmm.weights_ / gmm.weights_.sum(), gmm.means_, np.linalg.cholesky(gmm.covariances_),
                                  {**meta, "images": len(z)})
     tensors = {"weights": prior.weights, "means": prior.means, "cholesky": prior.cholesky}
-    tmp = path.with_name(f".{path.name}.tmp")
-    safetensors.numpy.save_file({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()}, tmp,
-                                metadata={"facegen_gmm": json.dumps(prior.meta)})
-    os.replace(tmp, path)
+    write_bytes_atomic(path, safetensors.numpy.save({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()},
+                                                    metadata={"facegen_gmm": json.dumps(prior.meta)}))
     return prior
 
 

@@ -3,31 +3,43 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import sys
 from pathlib import Path
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write text to a temporary sibling, then rename it into place."""
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write to a temporary sibling (named after this process), flush and fsync it, then rename it into place:
+    a reader, or the next run after a crash, sees the old file or the new one, never half of one. On any
+    error the temporary file is removed and the old file is untouched."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def save_figure(fig, path: str | Path, **savefig) -> Path:
-    """Save a matplotlib figure through a temporary sibling, then close it."""
+    """Save a matplotlib figure atomically, then close it."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90, **savefig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=90, format="png", **savefig)
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 class RunLock:

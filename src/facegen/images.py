@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from facegen.files import write_bytes_atomic
 
 
 def to_float(batch: torch.Tensor) -> torch.Tensor:
@@ -37,11 +39,9 @@ def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) -> 
 def save_image(image: np.ndarray, path: str | Path) -> Path:
     """Write a uint8 HWC array atomically, so a reader never sees half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(image).save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
-    os.replace(tmp, path)
-    return path
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def save_grid(images: np.ndarray, path: str | Path, nrow: int | None = None) -> Path:

@@ -21,6 +21,7 @@ from facegen import checkpoint as ckpt
 from facegen import models
 from facegen.data import BatchLoader, open_dataset
 from facegen.devices import resolve_runtime
+from facegen.files import write_text_atomic
 from facegen.images import to_float, to_uint8
 
 FAMILY = "judge"
@@ -114,7 +115,7 @@ def train_judge(source: str, out: str | Path, resolution: int = 64, crop: int | 
         "train": {"epochs": epochs, "steps": total_steps, "batch_size": batch_size, "lr": lr, "seed": seed},
     }
     ckpt.save(out / "judge.safetensors", ckpt.Checkpoint(FAMILY, architecture, {ROLE: C.state_dict()}, state))
-    (out / "judge.json").write_text(json.dumps(report, indent=1))
+    write_text_atomic(out / "judge.json", json.dumps(report, indent=1))
     return report
 
 

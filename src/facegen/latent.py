@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from torch import nn
 
 from facegen import checkpoint as ckpt
 from facegen import data
-from facegen.files import write_text_atomic
+from facegen.files import write_bytes_atomic, write_text_atomic
 from facegen.images import save_image, make_grid, to_float
 from facegen.sample import generate, latents
 
@@ -109,14 +108,14 @@ def save_frames(frames: np.ndarray, out: str | Path, per_row: int, seconds_per_f
     """uint8 (N, R, R, 3) as a grid PNG (per_row a row) or an animated GIF that goes there and back."""
     out = Path(out)
     if out.suffix.lower() == ".gif":
+        import io
+
         from PIL import Image
 
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
+        buffer = io.BytesIO()
         images = [Image.fromarray(f) for f in frames]
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(seconds_per_frame * 1000), loop=0)
-        os.replace(tmp, out)
-        return out
+        images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=int(seconds_per_frame * 1000), loop=0)
+        return write_bytes_atomic(out, buffer.getvalue())
     if out.suffix.lower() != ".png":
         raise ValueError(f"--out {out}: write a .png grid or a .gif animation")
     return save_image(make_grid(frames, nrow=per_row), out)
@@ -150,9 +149,7 @@ def save_directions(run_dir: Path, directions: dict[str, Direction]) -> None:
     """Write the run's directions (replacing the files atomically, index and tensors together)."""
     tensors = {f"{name}.{key}": getattr(d, key).float().contiguous()
                for name, d in directions.items() for key in TENSORS if getattr(d, key) is not None}
-    tmp = run_dir / f".{DIRECTIONS_FILE}.tmp"
-    safetensors.torch.save_file(tensors, tmp)
-    os.replace(tmp, run_dir / DIRECTIONS_FILE)
+    write_bytes_atomic(run_dir / DIRECTIONS_FILE, safetensors.torch.save(tensors))
     write_text_atomic(run_dir / DIRECTIONS_INDEX, json.dumps({n: d.describe() for n, d in directions.items()}, indent=1))
 
 

@@ -7,8 +7,8 @@ data resolution are resized to 299 with NVIDIA's bilinear filter in float, mappe
 crop, resolution, sample count, ...), which travels with every reference statistic.
 """
 
+import io
 import json
-import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,6 +17,7 @@ import scipy.special
 import torch
 from tqdm import tqdm
 
+from facegen.files import write_bytes_atomic
 from facegen.inception import INPUT_SIZE, PINNED_SHA256, Inception, find_inception, resize_bilinear, sha256_of
 
 METRICS = ("fid", "kid", "pr", "is")
@@ -204,12 +205,9 @@ def save_reference(path: str | Path, feats: np.ndarray, protocol: dict) -> Refer
     """Write features (float32), mean, covariance and the JSON protocol to one .npz, atomically."""
     feats = np.asarray(feats, np.float32).astype(np.float64)  # Stored as float32: stats match what loads.
     mu, sigma = statistics(feats)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez(f, feats=feats.astype(np.float32), mu=mu, sigma=sigma, protocol=np.array(json.dumps(protocol)))
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, feats=feats.astype(np.float32), mu=mu, sigma=sigma, protocol=np.array(json.dumps(protocol)))
+    write_bytes_atomic(path, buffer.getvalue())
     return Reference(feats, mu, sigma, _normalized(protocol))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,10 +40,17 @@ TRAINING_PANELS = (("GAN loss", ("loss_d", "loss_g")), ("mean D output", ("d_rea
 
 
 def read_metrics(path: str | Path) -> list[dict]:
+    """metrics.jsonl's records; a line torn by a kill in mid-append (only ever the last) is left out."""
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
 
 
 def _series(records: list[dict], key: str) -> tuple[list, list]:

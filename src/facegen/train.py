@@ -125,6 +125,8 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
     metrics_path = out / "metrics.jsonl"
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob("checkpoints/.*.tmp*"):  # half-written by a process killed mid-save (we hold the lock)
+            stale.unlink()
         write_text_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
         if not resume:
             write_text_atomic(out / RUN_INFO, json.dumps({**(origin or {}), "started": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1))
@@ -281,8 +283,8 @@ def finite(tensors) -> bool:
 
 def truncate_metrics(path: Path, last_step: int, *records: dict) -> None:
     """Keep the records up to last_step (the steps after it are about to be redone), then append `records`."""
-    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= last_step] if path.exists() else []
-    write_text_atomic(path, "".join(line + "\n" for line in [*kept, *map(json.dumps, records)]))
+    kept = [r for r in report.read_metrics(path) if r.get("step", 0) <= last_step]
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in [*kept, *records]))
 
 
 def preview_faces(dataset: FaceDataset, n: int = 16) -> np.ndarray:
@@ -321,8 +323,7 @@ class QuickKID:
         if value >= self.best:
             return False
         self.best = value
-        (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "checkpoints" / "best.json").write_text(json.dumps({"step": step, "kid": value}))
+        write_text_atomic(self.run_dir / "checkpoints" / "best.json", json.dumps({"step": step, "kid": value}))
         return True
 
 
