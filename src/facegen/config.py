@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -219,11 +220,16 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if path.suffix.lower() not in (".toml", ".json"):
         raise ValueError(f"config file {path} is not a TOML file (.toml) or a run's config.json; pass one of those or use --preset NAME")
     try:
-        if path.suffix == ".json":
-            return json.loads(path.read_text())
-        return tomllib.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
+    try:
+        tree = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"config file {path} is not valid {path.suffix.lstrip('.').upper()}: {err}") from None
+    if not isinstance(tree, dict):
+        raise ValueError(f"config file {path} holds a {type(tree).__name__}, not a table of sections like a run's config.json")
+    return tree
 
 
 def parse_override(text: str) -> tuple[str, str, str]:
@@ -287,6 +293,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             return tuple(_coerce(name, v, a) for v, a in zip(value, args))
         raise ValueError(f"{name} expects a list of {len(args)} numbers like [0.5, 0.999], got {value!r}")
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} expects a finite number, got {value!r}")
         return float(value)
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # e.g. loss.label_noise = 0.1

@@ -28,7 +28,7 @@ def parse_metrics(text: str) -> tuple[str, ...]:
     names = tuple(name.strip().lower() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in METRICS]
     if unknown or not names:
-        raise ValueError(f"unknown metric {', '.join(unknown) or repr(text)}; valid metrics: {', '.join(METRICS)}")
+        raise ValueError(f"unknown metric {', '.join(map(repr, unknown)) or repr(text)}; valid metrics: {', '.join(METRICS)}")
     return names
 
 
