@@ -177,3 +177,65 @@ def test_sigkill_at_random_moments_loses_nothing_and_ends_where_an_uninterrupted
     assert [r["step"] for r in records] == list(range(1, steps + 1))  # no torn, missing or repeated record
     assert landed >= 1
     print(f"kills survived: {landed} of {landed} that landed while training ({torn} inside a checkpoint write)")
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A valid 1x1 PNG whose header claims width x height: Pillow sees the size before decoding anything."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = 8  # after the signature: length (4), b'IHDR' (4), width (4), height (4), ...
+    data[ihdr + 8 : ihdr + 16] = struct.pack(">II", width, height)
+    data[ihdr + 21 : ihdr + 25] = struct.pack(">I", zlib.crc32(bytes(data[ihdr + 4 : ihdr + 21])))
+    return bytes(data)
+
+
+def test_decompression_bombs_in_a_data_folder_are_skipped_unread_and_counted(tmp_path):
+    from PIL import Image
+
+    from facegen.data import prepare
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 40), (10 * i, 50, 90)).save(folder / f"face{i}.png")
+    (folder / "bomb-warns.png").write_bytes(_png_claiming(10_000, 10_000))  # 100 MP: Pillow would only warn
+    (folder / "bomb-raises.png").write_bytes(_png_claiming(20_000, 20_000))  # 400 MP: Pillow refuses
+    meta = json.loads((prepare(str(folder), 32, cache_dir=tmp_path / "cache", progress=False) / "meta.json").read_text())
+    assert meta["count"] == 3 and sorted(meta["skipped"]) == ["bomb-raises.png", "bomb-warns.png"]
+    assert all("DecompressionBomb" in why for why in meta["skipped"].values())
+
+
+def _forged_header(tmp_path: Path) -> Path:
+    path = tmp_path / "huge-header.safetensors"
+    path.write_bytes((2**62).to_bytes(8, "little") + b"{}")
+    return path
+
+
+def _offsets_past_the_end(tmp_path: Path) -> Path:
+    header = json.dumps({"t": {"dtype": "F32", "shape": [10**8], "data_offsets": [0, 4 * 10**8]}}).encode()
+    path = tmp_path / "past-the-end.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 16)
+    return path
+
+
+def _truncated(tmp_path: Path, run: Path) -> Path:
+    data = ckpt.latest(run).read_bytes()
+    path = tmp_path / "truncated.safetensors"
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize("make", [_forged_header, _offsets_past_the_end, _truncated])
+def test_hostile_or_damaged_checkpoints_are_one_line(make, celeba_dir, tmp_path, capsys):
+    run = train(_config(celeba_dir, "train.steps=1"), tmp_path / "run", progress=False)
+    path = make(tmp_path, run) if make is _truncated else make(tmp_path)
+    code, _, err = run_cli(capsys, "sample", str(path), "--n", "1", "--grid", str(tmp_path / "g.png"))
+    assert code == 2 and "is not a readable safetensors file" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "g.png").exists()

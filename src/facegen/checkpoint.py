@@ -113,7 +113,8 @@ def _read(path: Path, with_tensors: bool) -> tuple[dict, dict[str, torch.Tensor]
             metadata = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
     except Exception:  # noqa: BLE001  (safetensors raises several types for foreign files)
-        raise ValueError(f"{path} is not a facegen checkpoint (not a safetensors file); pass a run directory or its ckpt-*.safetensors") from None
+        raise ValueError(f"{path} is not a readable safetensors file (damaged, truncated or another format); "
+                         "pass a run directory or an intact ckpt-*.safetensors") from None
     header = json.loads(metadata.get("facegen", "{}"))
     if header.get("format") != FORMAT:
         raise ValueError(f"{path} is a safetensors file but not a facegen checkpoint (no facegen metadata); it belongs to another program")

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import shutil
 import sys
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -203,10 +204,13 @@ def to_rgb(image: Image.Image) -> tuple[Image.Image, str | None]:
 
 def _decode_file(path: Path | io.BytesIO, resolution: int, crop: int | None) -> tuple[np.ndarray | None, str | None]:
     try:
-        with Image.open(path) as image:
-            image.load()  # decodes fully: truncated files fail here rather than later
-            rgb, mode = to_rgb(image)
-            return fit_image(rgb, resolution, crop), f"converted from {mode}" if mode else None
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x its pixel limit (89 MP); facegen skips those too, unread.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:  # reads the header only: the size check comes before any decoding
+                image.load()  # decodes fully: truncated files fail here rather than later
+                rgb, mode = to_rgb(image)
+                return fit_image(rgb, resolution, crop), f"converted from {mode}" if mode else None
     except Exception as err:  # noqa: BLE001  (any decoder failure means: skip this file)
         return None, f"skipped: {type(err).__name__}: {err}"[:200]
 
