@@ -137,11 +137,17 @@ def cmd_edit(args: argparse.Namespace) -> None:
     from facegen import latent
     from facegen.images import make_grid, save_image
 
-    model = latent.open_model(args.run)
-    directions = latent.load_directions(model.run_dir)
-    operations = [("add", *_parse_named(t, "--add")) for t in args.add or []] + [("remove", name, None) for name in args.remove or []]
+    # Every number is read before any work, so that a typo never leaves half the outputs behind.
+    added = [_parse_named(t, "--add") for t in args.add or []]
+    operations = [("add", name, _number(value, f"--add {name}")) for name, value in added] + \
+        [("remove", name, None) for name in args.remove or []]
     if not (operations or args.walk or args.mean_of):
         raise ValueError("edit needs something to do: --add NAME=STRENGTH, --remove NAME, --walk NAME or --mean-of NAME")
+    walk_range = [_number(v, "--range") for v in _parse_range(args.range)] if args.walk else None
+    if args.walk and args.steps < 2:
+        raise ValueError(f"--steps {args.steps}: a walk needs at least 2 strengths, e.g. --steps 7")
+    model = latent.open_model(args.run)
+    directions = latent.load_directions(model.run_dir)
     for _, name, _ in operations:
         latent.pick(directions, name)
     out = Path(args.out)
@@ -162,9 +168,8 @@ def cmd_edit(args: argparse.Namespace) -> None:
         judge, judge_checkpoint = load_judge(args.judge)
         trusted, extractor = latent.trusted_attributes(judge_checkpoint), FeatureExtractor()
         start_features = extractor.features(start, progress=False)  # once for every scored edit
-    for kind, name, value in operations:
+    for kind, name, strength in operations:
         direction = latent.pick(directions, name)
-        strength = _number(value, f"--add {name}") if kind == "add" else None
         edited = model.images(latent.add(z, direction, strength) if kind == "add" else latent.remove(z, direction, args.margin))
         columns.append(edited)
         entry = {"op": kind, "direction": name, "strength": strength, "method": direction.method}
@@ -177,8 +182,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
         grid = np.stack(columns, axis=1).reshape(-1, *start.shape[1:])  # rows: faces; columns: original, edits in order
         record["files"].append(str(save_image(make_grid(grid, nrow=len(columns)), out / "edits.png")))
     if args.walk:
-        low, high = (_number(v, "--range") for v in _parse_range(args.range))
-        strengths = np.linspace(low, high, args.steps).tolist()
+        strengths = np.linspace(*walk_range, args.steps).tolist()
         frames = model.images(latent.walk(z, latent.pick(directions, args.walk), strengths))
         record["files"].append(str(save_image(make_grid(frames, nrow=len(strengths)), out / f"walk-{args.walk}.png")))
         record["operations"].append({"op": "walk", "direction": args.walk, "strengths": strengths})

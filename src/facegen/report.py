@@ -169,6 +169,10 @@ def find_runs(folder: str | Path) -> list[Path]:
     return sorted(p.parent for p in folder.rglob("config.json") if ckpt.latest(p.parent) is not None)
 
 
+RUN_COLUMNS = ("run", "preset", "family", "settings", "steps", "seconds", "img_per_s", "loss_d", "loss_g", "recon", "kl",
+               "fid", "kid", "kid_std")  # the keys of runs_table's rows
+
+
 def runs_table(folder: str | Path) -> list[dict]:
     """One row per run under a folder: preset, the settings that differ between the runs, steps, wall time,
     img/s, final losses and the evaluation's FID/KID (None where a run has none)."""
@@ -206,10 +210,12 @@ def _run_info(path: Path) -> dict:
 
 
 def sort_rows(rows: list[dict], key: str) -> list[dict]:
-    """Rows by one column, lowest first, runs without a value last."""
-    if rows and key not in rows[0]:
-        raise ValueError(f"cannot sort by {key!r}; columns: {', '.join(k for k in rows[0] if k != 'settings')}")
-    return sorted(rows, key=lambda r: (r[key] is None, r[key] if r[key] is not None else 0))
+    """Rows by one column (or a differing setting such as train.lr_g), lowest first, runs without a value last."""
+    columns = [c for c in RUN_COLUMNS if c != "settings"] + sorted({k for r in rows for k in r["settings"]})
+    if key not in columns:
+        raise ValueError(f"cannot sort by {key!r}; columns: {', '.join(columns)}")
+    value = (lambda r: r["settings"].get(key)) if key not in RUN_COLUMNS else (lambda r: r[key])
+    return sorted(rows, key=lambda r: (value(r) is None, str(value(r)) if isinstance(value(r), str) else value(r) or 0))
 
 
 def format_runs_table(rows: list[dict]) -> str:

@@ -110,6 +110,8 @@ def open_dataset(source: str, resolution: int, crop: int | None = None, cache_di
 def prepare(source: str, resolution: int, crop: int | None = None, cache_dir: str | Path | None = None,
             force: bool = False, progress: bool = True, limit: int | None = None, seed: int = 0) -> Path:
     """Build (or reuse) the cache and return its directory; `limit` keeps a random subset of that many images."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit {limit}: take at least one image, e.g. --limit 20000")
     root = cache_root(cache_dir)
     raw = resolve_source(source, root, progress)
     source_count = len(raw)

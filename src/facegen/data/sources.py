@@ -50,8 +50,6 @@ class RawSource:
 
 def take_subset(raw: RawSource, limit: int, seed: int) -> RawSource:
     """A random subset of `limit` images (in source order), the same for the same seed."""
-    if limit < 1:
-        raise ValueError(f"--limit {limit}: take at least one image, e.g. --limit 20000")
     if limit >= len(raw):
         return raw
     keep = np.sort(np.random.default_rng(seed).choice(len(raw), limit, replace=False))
