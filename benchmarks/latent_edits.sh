@@ -3,12 +3,13 @@
 #   A. ground truth on synthetic faces (32 px): a DCGAN and a VAE, directions from labels, add and remove
 #      Eyeglasses, Smiling, Wearing_Hat and a beard (No_Beard) on 200 faces, scored by a judge trained on
 #      the true labels;
-#   B. the CelebA subset (64 px, crop 140): Smiling walks from a DCGAN and the VAE, the 32 px report's
-#      hand-picked Eyeglasses direction with its mean image and removal by projection, Smiling and Male rates;
+#   B. the CelebA subset (64 px, crop 140): Smiling walks from a DCGAN and the VAE, Smiling and Male rates;
+#      then the 32 px report's experiment at 32 px (its hand-picked Eyeglasses direction, the mean image,
+#      removal by projection) on a DCGAN trained long enough to draw glasses;
 #   C. 100 held-out CelebA photos through the VAE, the VAE-GAN, DCGAN projection and encoder-started projection.
-#   EYEGLASSES_SEEDS=... bash benchmarks/latent_edits.sh [OUT]       (default OUT: runs/latent)
-# Part B's hand-picked seeds come from EYEGLASSES_SEEDS; without it the script stops after writing a grid
-# of the judge's 48 likeliest candidates (candidates-eyeglasses.png, seeds in candidates-eyeglasses.txt)
+#   [PARTS="A B C"] EYEGLASSES_SEEDS=... bash benchmarks/latent_edits.sh [OUT]       (default OUT: runs/latent)
+# Part B's hand-picked seeds come from EYEGLASSES_SEEDS; without it part B ends after writing a grid of
+# the judge's 48 likeliest candidates (candidates-eyeglasses.png, seeds in candidates-eyeglasses.txt)
 # for a person to pick from, as the report did.
 set -euo pipefail
 OUT=${1:-runs/latent}
@@ -18,6 +19,8 @@ PYTHON=${PYTHON:-python3}
 VAE=${VAE:-runs/vae-families/vae64}   # made by benchmarks/vae_families.sh
 DCGAN_STEPS=${DCGAN_STEPS:-600}    # about 10 minutes of this 2-core bf16 CPU each, as step counts so that the
 VAEGAN_STEPS=${VAEGAN_STEPS:-1300} # runs do not depend on what else the machine is doing
+DCGAN32_STEPS=${DCGAN32_STEPS:-4000}  # about 15 minutes: the 600-step 64 px DCGAN draws glasses on 1 face in 500
+PARTS=${PARTS:-A B C}
 ATTRS="Eyeglasses Smiling Wearing_Hat No_Beard"
 SYN_STRENGTH=${SYN_STRENGTH:-3}  # spreads across the boundary (part A)
 SYN_MARGIN=${SYN_MARGIN:-2}      # spreads past the boundary that a removal goes (part A)
@@ -25,6 +28,7 @@ mkdir -p "$OUT"
 
 # A. Synthetic ground truth: both models get the same wall-clock budget, the judge enough epochs to read
 # the drawn attributes reliably (a noisy judge counts its own mistakes as side effects).
+if [[ " $PARTS " == *" A "* ]]; then
 SYN=synthetic:10000
 SYN_MINUTES=${SYN_MINUTES:-10}
 JUDGE32="$OUT/judge-synth32-e10"
@@ -59,8 +63,10 @@ for family in ("dcgan32", "vae32"):
         flip = "-" if s["flip_rate"] is None else f"{100 * s['flip_rate']:.1f} % of {s['n_needed']}"
         print(f"| {label} | {flip} | {100 * s['others_changed']:.1f} % | {100 * sum(mine) / len(mine):.1f} % | {s['inception_cosine']:.3f} |")
 PY
+fi
 
 # B. CelebA subset.
+if [[ " $PARTS " == *" B "* || " $PARTS " == *" C "* ]]; then
 [ -f "$OUT/judge-celeba64/judge.safetensors" ] || $FACEGEN judge train "$CELEBA" --resolution 64 --crop 140 --epochs 4 \
   --out "$OUT/judge-celeba64" --quiet
 DCGAN="$OUT/celeba-dcgan64"
@@ -77,13 +83,24 @@ fi
 $FACEGEN directions "$DCGAN" --from-labels Smiling Male --judge "$OUT/judge-celeba64" --n 4000 --quiet
 $FACEGEN directions "$VAE" --from-labels Smiling Male --quiet
 $FACEGEN directions "$VAEGAN" --from-labels Smiling Male --quiet
+fi
+if [[ " $PARTS " == *" B "* ]]; then
 for run in "$DCGAN" "$VAE"; do
   $FACEGEN edit "$run" --seeds 0-7 --walk Smiling --range -3,3 --steps 7 --out "$run/smiling-walk"
   $FACEGEN edit "$run" --seeds 0-199 --add Smiling=3 --remove Smiling --add Male=3 --remove Male --score \
     --judge "$OUT/judge-celeba64" --out "$run/celeba-edits"
 done
+# The report's experiment at its own resolution and crop (the largest square), with a judge trained alike.
+DCGAN32="$OUT/celeba-dcgan32"
+[ -f "$OUT/judge-celeba32/judge.safetensors" ] || $FACEGEN judge train "$CELEBA" --resolution 32 --epochs 4 \
+  --out "$OUT/judge-celeba32" --quiet
+if [ ! -d "$DCGAN32/checkpoints" ]; then
+  rm -rf "$DCGAN32"
+  $FACEGEN train --preset dcgan32 --data "$CELEBA" --set train.ema=0.999 --set data.diffaugment=color,translation \
+    --steps "$DCGAN32_STEPS" --out "$DCGAN32" --quiet
+fi
 if [ -z "${EYEGLASSES_SEEDS:-}" ]; then
-  $PYTHON - "$DCGAN" "$OUT/judge-celeba64" "$OUT" <<'PY'
+  $PYTHON - "$DCGAN32" "$OUT/judge-celeba32" "$OUT" <<'PY'
 import sys
 import numpy as np
 from facegen import latent
@@ -97,14 +114,16 @@ save_image(make_grid(images[best], nrow=8), f"{sys.argv[3]}/candidates-eyeglasse
 open(f"{sys.argv[3]}/candidates-eyeglasses.txt", "w").write(" ".join(map(str, best)) + "\n")
 print("pick the seeds that wear glasses from", f"{sys.argv[3]}/candidates-eyeglasses.png (row-major):", *best)
 PY
-  echo "set EYEGLASSES_SEEDS=... (comma-separated) and run again for part B's hand-picked direction and part C"
-  exit 0
+  echo "set EYEGLASSES_SEEDS=... (comma-separated) and run again for the hand-picked direction"
+else
+  $FACEGEN directions "$DCGAN32" --from-seeds "Eyeglasses=$EYEGLASSES_SEEDS"
+  $FACEGEN edit "$DCGAN32" --seeds 0-499 --remove Eyeglasses --mean-of Eyeglasses --score --judge "$OUT/judge-celeba32" \
+    --out "$DCGAN32/eyeglasses-removal"
 fi
-$FACEGEN directions "$DCGAN" --from-seeds "Eyeglasses=$EYEGLASSES_SEEDS"
-$FACEGEN edit "$DCGAN" --seeds 0-499 --remove Eyeglasses --mean-of Eyeglasses --score --judge "$OUT/judge-celeba64" \
-  --out "$DCGAN/eyeglasses-removal"
+fi
 
 # C. 100 held-out photos.
+if [[ " $PARTS " == *" C "* ]]; then
 PHOTOS=$($PYTHON - "$CELEBA" <<'PY'
 import sys
 from facegen.data import open_dataset
@@ -125,3 +144,4 @@ $FACEGEN train-encoder "$DCGAN" --steps 1500 --quiet
 # shellcheck disable=SC2086
 $FACEGEN edit "$DCGAN" --images $PHOTOS --refine-steps 100 --add Smiling=3 --score --judge "$OUT/judge-celeba64" \
   --out "$OUT/photos-dcgan-encoder"
+fi
