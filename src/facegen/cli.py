@@ -224,6 +224,12 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(f"comparison written to {page}")
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from facegen.web.app import serve
+
+    serve(args.folders or ["runs"], args.host, args.port)
+
+
 def cmd_presets(args: argparse.Namespace) -> None:
     from importlib import resources
 
@@ -351,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     cli_latent.add_parsers(sub)
+
+    p = sub.add_parser("serve", help="a local web page: watch runs, browse faces, slide attributes, edit a photo (facegen[web])")
+    p.add_argument("folders", nargs="*", metavar="RUN_OR_FOLDER", help="run directories or folders of runs (default runs/)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("presets", help="list the presets")
     p.set_defaults(func=cmd_presets)

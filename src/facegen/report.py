@@ -150,9 +150,9 @@ def _open_run(path: Path, name: str) -> Run:
     newest = ckpt.latest(path)
     if newest is None:
         raise ValueError(f"run {path} has no checkpoints yet (looked in {path / 'checkpoints'}); train it longer or leave it out")
-    evaluation = _read_evaluation(path / "eval.json")
+    evaluation = read_evaluation(path / "eval.json")
     for file_name, prefix in EXTRA_EVALUATIONS:  # an encoder model's GMM-prior and reconstruction scores, as extra columns
-        extra = _read_evaluation(path / file_name)
+        extra = read_evaluation(path / file_name)
         if extra is not None:
             evaluation = {**(evaluation or {}), **{prefix + k: extra[k] for k in ("fid", "kid", "kid_std", "mse", "psnr") if k in extra}}
     config = flatten_config(json.loads(config_path.read_text()))
@@ -184,7 +184,7 @@ def runs_table(folder: str | Path) -> list[dict]:
     differ = [k for k in config_differences(opened) if k not in ALWAYS_SHOWN or len({json.dumps(r.config.get(k)) for r in opened}) > 1]
     rows = []
     for run in opened:
-        info = _run_info(run.path)
+        info = run_info(run.path)
         state = ckpt.read_state(run.checkpoint)
         last = next((r for r in reversed(run.records) if "loss_d" in r or "recon" in r), {})
         seconds = state.get("train_seconds")
@@ -200,7 +200,7 @@ def runs_table(folder: str | Path) -> list[dict]:
     return rows
 
 
-def _run_info(path: Path) -> dict:
+def run_info(path: Path) -> dict:
     """run.json (how the run was made), or {} for runs made before it existed or with it damaged."""
     try:
         info = json.loads((path / "run.json").read_text())
@@ -245,7 +245,7 @@ def _cell(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _read_evaluation(path: Path) -> dict | None:
+def read_evaluation(path: Path) -> dict | None:
     if not path.is_file():
         return None
     try:

@@ -235,6 +235,14 @@ def load_photo(path: str | Path, resolution: int, crop: int | None) -> np.ndarra
     return array
 
 
+def load_photo_bytes(data: bytes, name: str, resolution: int, crop: int | None) -> np.ndarray:
+    """An uploaded photo, prepared like load_photo: uint8 (R, R, 3), or a one-line error naming it."""
+    array, note = _decode_file(io.BytesIO(data), resolution, crop)
+    if array is None:
+        raise ValueError(f"{name} is not an image Pillow can read ({note.removeprefix('skipped: ')}); upload a JPEG or PNG")
+    return array
+
+
 def _decode_chunk(args: tuple[list[Path], Path | None, int, int | None]) -> list[tuple[np.ndarray | None, str | None]]:
     files, archive, resolution, crop = args
     if archive is None:
