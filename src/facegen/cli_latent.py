@@ -85,7 +85,7 @@ def _photo_latents(model, photos, refine_steps: int | None) -> tuple:
     z, how = latent.photo_latents(model, photos, refine_steps)
     seconds = (time.perf_counter() - started) / len(photos)
     mse, psnr = mse_psnr(photos, model.images(z))
-    print(f"{len(photos)} photos found by {how}: mean MSE {mse.mean():.5f}, PSNR {psnr.mean():.2f} dB, {seconds:.2f} s per photo")
+    print(f"{len(photos)} photos found by {how}: mean MSE {mse.mean():.5f}, PSNR {psnr.mean():.2f} dB, {1000 * seconds:.1f} ms per photo")
     return z, {"method": how, "seconds_per_photo": seconds, "mean_mse": float(mse.mean()), "mean_psnr": float(psnr.mean()),
                "mse": mse.tolist(), "psnr": psnr.tolist()}
 
