@@ -32,7 +32,7 @@ MAX_UPLOAD_BYTES = 10 * 2**20
 MAX_FACES = 64  # per grid request
 MAX_STRENGTH = 10.0  # in spreads across the attribute's boundary
 MAX_FRAMES = 32
-PROJECTION_STEPS = 60  # a photo's projection into a GAN: a second or two at 64 px on a 2-core CPU
+PROJECTION_STEPS = 60  # a photo's projection into a GAN: about a second at 64 px on a 2-core CPU
 OPEN_MODELS = 3  # runs kept loaded
 KEPT_PHOTOS = 32  # uploaded photos' latents kept for editing
 
@@ -183,7 +183,8 @@ class Explorer:
         except ValueError as err:
             raise WebError(400, str(err)) from None
         start = time.perf_counter()
-        z, how = latent.photo_latents(model, original, None if model.E is not None else PROJECTION_STEPS)
+        # An encoder model's own encoder is the answer; a GAN projects (from its trained encoder when it has one).
+        z, how = latent.photo_latents(model, original, None if "E" in model.checkpoint.nets else PROJECTION_STEPS)
         reconstruction = model.images(z)
         seconds = time.perf_counter() - start
         mse, psnr = mse_psnr(original, reconstruction)
