@@ -50,7 +50,7 @@ def test_foreign_files_are_refused_with_one_line(tmp_path):
         ckpt.load(other)
     pickle = tmp_path / "model.pt"
     torch.save({"w": torch.zeros(2)}, pickle)
-    with pytest.raises(ValueError, match="not a facegen checkpoint"):
+    with pytest.raises(ValueError, match="is not a readable safetensors file"):
         ckpt.load(pickle)
     with pytest.raises(ValueError, match="does not exist"):
         ckpt.load(tmp_path / "absent.safetensors")

@@ -35,7 +35,7 @@ from facegen.cli import main
 from facegen.images import to_uint8
 
 seen = {"x": [], "checkpoints": 0, "previews": 0}
-update_steps, save_checkpoint, save_grid = dict(steps.STEPS), T.ckpt.save, T.save_grid
+update_steps, save_checkpoint, save_image = dict(steps.STEPS), T.ckpt.save, T.save_image
 
 def spy(family):
     def spy_step(nets, opt, x_real, ctx):
@@ -48,12 +48,12 @@ def spy_save(*args, **kwargs):
     seen["checkpoints"] += 1
     return save_checkpoint(*args, **kwargs)
 
-def spy_grid(*args, **kwargs):
+def spy_image(*args, **kwargs):
     seen["previews"] += 1
-    return save_grid(*args, **kwargs)
+    return save_image(*args, **kwargs)
 
 steps.STEPS.update({family: spy(family) for family in update_steps})
-T.ckpt.save, T.save_grid = spy_save, spy_grid
+T.ckpt.save, T.save_image = spy_save, spy_image
 code = main(sys.argv[1:])
 dump = {**{role: net.state_dict() for role, net in seen["nets"].items()}, "x": seen["x"],
         "checkpoints": seen["checkpoints"], "previews": seen["previews"]}

@@ -54,7 +54,7 @@ def test_two_identical_sources_score_zero(celeba_dir, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--metrics", "fid,sharpness"], "unknown metric sharpness; valid metrics: fid, kid, pr, is"),
+    (["--metrics", "fid,sharpness"], "unknown metric 'sharpness'; valid metrics: fid, kid, pr, is"),
     (["--n", "8", "--kid-subset", "50"], "subset"),
     (["--inception", "/no/such/inception.pt"], "/no/such/inception.pt"),
 ])
