@@ -160,7 +160,7 @@ def test_inception_score_known_values():
 
 def test_parse_metrics():
     assert parse_metrics("fid, KID,pr") == ("fid", "kid", "pr")
-    with pytest.raises(ValueError, match="unknown metric lpips; valid metrics: " + ", ".join(METRICS)):
+    with pytest.raises(ValueError, match="unknown metric 'lpips'; valid metrics: " + ", ".join(METRICS)):
         parse_metrics("fid,lpips")
 
 

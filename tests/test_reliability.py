@@ -61,16 +61,20 @@ def test_a_run_refused_before_it_starts_leaves_no_folder(tmp_path):
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint_and_says_how_much_is_needed(celeba_dir, tmp_path, monkeypatch):
-    writes = []
+    from facegen import files
 
-    def full_after_first(path, data):
-        writes.append(path)
-        if len(writes) > 1:
-            Path(path).write_bytes(data[:10])  # part of the file made it before the disk filled
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        Path(path).write_bytes(data)
+    real, checkpoints = files.write_bytes_atomic, []
 
-    monkeypatch.setattr(ckpt, "write_bytes_durably", full_after_first)
+    def disk_full_at_second_checkpoint(path, data):
+        if Path(path).name.startswith("ckpt-"):
+            checkpoints.append(path)
+            if len(checkpoints) > 1:  # the data is written, then the disk is full when it is flushed to it
+                with monkeypatch.context() as patch:
+                    patch.setattr(files.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
+                    return real(path, data)
+        return real(path, data)
+
+    monkeypatch.setattr(files, "write_bytes_atomic", disk_full_at_second_checkpoint)
     out = tmp_path / "run"
     with pytest.raises(ValueError, match=r"no room to write ckpt-0000004.safetensors in .*checkpoints \(No space left on device; "
                                          r"it needs [0-9.]+ MB\): the earlier checkpoints there are intact"):
@@ -78,8 +82,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_how_much_is_needed(c
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["ckpt-0000002.safetensors"]  # no temporary file left
     assert ckpt.load(out).state["step"] == 2
     monkeypatch.undo()
-    train(load_config("dcgan32", overrides=[f"data.source={celeba_dir}", *TINY, "train.steps=6", "train.checkpoint_every=2"]),
-          out, resume=True, progress=False)
+    train(_config(celeba_dir, "train.steps=6", "train.checkpoint_every=2"), out, resume=True, progress=False)
     assert ckpt.load(out).state["step"] == 6
 
 
