@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import platform
@@ -54,8 +55,8 @@ def steady_img_per_s(step_seconds: list[float], batch_sizes: list[int], warmup: 
 class JPEGFolder(torch.utils.data.Dataset):
     """ImageFolder + Resize(R) + CenterCrop(R) + ToTensor + Normalize(0.5, 0.5), written without torchvision."""
 
-    def __init__(self, folder: Path, resolution: int) -> None:
-        self.files, self.resolution = sorted(folder.glob("*.jpg")), resolution
+    def __init__(self, folder: Path, resolution: int, files: list[Path] | None = None) -> None:
+        self.files, self.resolution = files if files is not None else sorted(folder.glob("*.jpg")), resolution
 
     def __len__(self) -> int:
         return len(self.files)
@@ -72,46 +73,57 @@ class JPEGFolder(torch.utils.data.Dataset):
         return x.sub_(0.5).div_(0.5), 0
 
 
-def run_canonical(data: Path, resolution: int, steps: int, warmup: int) -> dict:
-    """pytorch/examples dcgan main.py's loop: D on real, then on fake.detach(), then G through D (D's grads too)."""
+def canonical_steps(data: Path, resolution: int, files: list[Path] | None = None):
+    """pytorch/examples dcgan main.py's loop: D on real, then on fake.detach(), then G through D (D's grads too).
+    Yields (G, D, batch size) after every step, for as long as it is asked. `files`: a subset of the JPEGs."""
     torch.manual_seed(0)
-    loader = torch.utils.data.DataLoader(JPEGFolder(data / "img_align_celeba", resolution), batch_size=BATCH,
+    loader = torch.utils.data.DataLoader(JPEGFolder(data / "img_align_celeba", resolution, files), batch_size=BATCH,
                                          shuffle=True, num_workers=2)
     G, D = Generator(resolution, Z_DIM, base_channels=64), Discriminator(resolution, base_channels=64)
     criterion = torch.nn.BCEWithLogitsLoss()  # = Sigmoid + BCELoss; our D returns logits
     opt_D = torch.optim.Adam(D.parameters(), lr=LR, betas=BETAS)
     opt_G = torch.optim.Adam(G.parameters(), lr=LR, betas=BETAS)
-    seconds, sizes = [], []
     batches = iter(loader)
+    try:
+        while True:
+            try:
+                real, _ = next(batches)
+            except StopIteration:  # a new epoch: new shuffle, every JPEG decoded again
+                batches = iter(loader)
+                real, _ = next(batches)
+            b = real.size(0)
+            D.zero_grad()
+            label = torch.full((b,), 1.0)
+            err_real = criterion(D(real), label)
+            err_real.backward()
+            fake = G(torch.randn(b, Z_DIM))
+            label.fill_(0.0)
+            err_fake = criterion(D(fake.detach()), label)
+            err_fake.backward()
+            opt_D.step()
+            G.zero_grad()
+            label.fill_(1.0)
+            err_G = criterion(D(fake), label)
+            err_G.backward()
+            opt_G.step()
+            _ = (err_real + err_fake).item(), err_G.item()  # main.py prints these every iteration
+            yield G, D, b
+    finally:
+        del batches  # joins the workers, so RUSAGE_CHILDREN includes them
+        gc.collect()
+
+
+def run_canonical(data: Path, resolution: int, steps: int, warmup: int) -> dict:
+    """The canonical loop's throughput over `steps` steps."""
+    seconds, sizes = [], []
+    training = canonical_steps(data, resolution)
     t = time.perf_counter()
-    for _ in range(steps):
-        try:
-            real, _ = next(batches)
-        except StopIteration:  # a new epoch: new shuffle, every JPEG decoded again
-            batches = iter(loader)
-            real, _ = next(batches)
-        b = real.size(0)
-        D.zero_grad()
-        label = torch.full((b,), 1.0)
-        err_real = criterion(D(real), label)
-        err_real.backward()
-        fake = G(torch.randn(b, Z_DIM))
-        label.fill_(0.0)
-        err_fake = criterion(D(fake.detach()), label)
-        err_fake.backward()
-        opt_D.step()
-        G.zero_grad()
-        label.fill_(1.0)
-        err_G = criterion(D(fake), label)
-        err_G.backward()
-        opt_G.step()
-        _ = (err_real + err_fake).item(), err_G.item()  # main.py prints these every iteration
+    for _, _, b in itertools.islice(training, steps):
         now = time.perf_counter()
         seconds.append(now - t)
         sizes.append(b)
         t = now
-    del batches  # joins the workers, so RUSAGE_CHILDREN includes them
-    gc.collect()
+    training.close()
     return {"img_per_s": steady_img_per_s(seconds, sizes, warmup), "peak_mb": peak_mb(),
             "threads": torch.get_num_threads(), "precision": "fp32", "channels_last": False}
 
