@@ -66,11 +66,12 @@ class Explorer:
         # Every model computation runs on this one thread, one at a time: torch's intra-op threads are already busy,
         # and each new calling thread would start its own OpenMP team (measured: a projection 10x slower).
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facegen-model")
+        self.known: dict[str, tuple[Path, str]] = {}  # the last scan: requests look runs up here, a miss rescans
 
     # Runs.
 
     def runs(self) -> dict[str, tuple[Path, str]]:
-        """id -> (run directory, name shown), found afresh on every call so new runs appear."""
+        """id -> (run directory, name shown), found afresh (the runs view calls this on every refresh)."""
         found = {}
         for folder in self.folders:
             if (folder / "config.json").is_file() and ckpt.latest(folder) is not None:
@@ -78,13 +79,14 @@ class Explorer:
             elif folder.is_dir():
                 for path in report.find_runs(folder):
                     found[run_id(path)] = (path, str(path.relative_to(folder)))
+        self.known = found
         return found
 
-    def run(self, rid: str) -> Path:
-        runs = self.runs()
-        if rid not in runs:
+    def run(self, rid: str) -> tuple[Path, str]:
+        """The run directory and name of an id, without rescanning the folders unless the id is new."""
+        if rid not in self.known and rid not in self.runs():
             raise WebError(404, f"unknown run id {rid[:40]!r}; GET /api/runs lists the runs this server knows")
-        return runs[rid][0]
+        return self.known[rid]
 
     def summary(self, rid: str, path: Path, name: str) -> dict:
         records = report.read_metrics(path / "metrics.jsonl")
@@ -103,10 +105,10 @@ class Explorer:
                 "training": training}
 
     def detail(self, rid: str) -> dict:
-        path = self.run(rid)
+        path, name = self.run(rid)
         model = self.model(rid)
         directions = latent.load_directions(path, required=False)
-        return {**self.summary(rid, path, self.runs()[rid][1]),
+        return {**self.summary(rid, path, name),
                 "config": report.flatten_config(ckpt.read_state(path)["config"]),
                 "previews": [p.name for p in self.previews(path)],
                 "curves": (path / "training.png").is_file(),
@@ -119,7 +121,7 @@ class Explorer:
 
     def model(self, rid: str) -> latent.LatentModel:
         """The run's model, loaded once and again when a training run writes a newer checkpoint."""
-        path = self.run(rid)
+        path, _ = self.run(rid)
         newest = ckpt.latest(path)
         if rid in self.models and self.models[rid][0] == newest:
             self.models.move_to_end(rid)
@@ -158,7 +160,7 @@ class Explorer:
         if not isinstance(add, dict) or not isinstance(remove, list):
             raise WebError(400, 'edit takes {"face": ..., "add": {NAME: STRENGTH}, "remove": [NAME, ...]}')
         model = self.model(rid)
-        directions = latent.load_directions(self.run(rid), required=False)
+        directions = latent.load_directions(self.run(rid)[0], required=False)
         z = self.latents(rid, model, face)
         for name, strength in add.items():
             if not isinstance(strength, (int, float)) or isinstance(strength, bool) or not abs(strength) <= MAX_STRENGTH:
@@ -261,14 +263,14 @@ def create_app(folders: list[str | Path]):
 
     @app.get("/api/runs/{rid}/curves.png")
     def curves(rid: str):
-        path = explorer.run(rid) / "training.png"
+        path = explorer.run(rid)[0] / "training.png"
         if not path.is_file():
             raise WebError(404, "this run has no training curves yet")
         return FileResponse(path, headers={"Cache-Control": "no-store"})
 
     @app.get("/api/runs/{rid}/previews/{index}")
     def preview(rid: str, index: int):
-        previews = explorer.previews(explorer.run(rid))
+        previews = explorer.previews(explorer.run(rid)[0])
         if not 0 <= index < len(previews):
             raise WebError(404, f"preview {index} does not exist; this run has {len(previews)}")
         return FileResponse(previews[index], headers={"Cache-Control": "no-store"})
