@@ -109,7 +109,7 @@ class Explorer:
         model = self.model(rid)
         directions = latent.load_directions(path, required=False)
         return {**self.summary(rid, path, name),
-                "config": report.flatten_config(ckpt.read_state(path)["config"]),
+                "config": report.flatten_config(model.checkpoint.state["config"]),  # the checkpoint already loaded
                 "previews": [p.name for p in self.previews(path)],
                 "curves": (path / "training.png").is_file(),
                 "encoder": model.E is not None,
