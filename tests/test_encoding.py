@@ -61,6 +61,14 @@ def test_gmm_prior_is_fitted_once_and_sampled_per_seed(vae_run, capsys, tmp_path
     assert prior.means.shape == (10, 8) and prior.weights.sum() == pytest.approx(1.0) and prior.meta["step"] == 3
 
 
+def test_gmm_prior_samples_with_float32_weights_that_float64_finds_unnormalised():
+    weights = np.full(10, 0.1, np.float32)
+    weights[0] += 4e-8  # sums to 1 within float32's tolerance, not within float64's (what a saved prior is read back as)
+    assert abs(weights.astype(np.float64).sum() - 1) > np.sqrt(np.finfo(np.float64).eps)
+    prior = encoding.GaussianMixturePrior(weights.astype(np.float64), np.zeros((10, 3)), np.tile(np.eye(3), (10, 1, 1)), {})
+    assert prior.latents([0, 1, 2]).shape == (3, 3)
+
+
 def test_latent_plot_by_attribute(vae_run, capsys, tmp_path):
     for method in ("pca", "tsne"):
         code, out, _ = run(capsys, "latent-plot", str(vae_run), "--attribute", "Smiling", "--method", method,

@@ -6,7 +6,7 @@ from PIL import Image
 from facegen import checkpoint as ckpt
 from facegen import models
 from facegen.data import open_dataset
-from facegen.judge import (attribute_rates, compare_rates, edit_success, format_accuracy, format_rates, load_judge,
+from facegen.judge import (attribute_rates, balanced_accuracy, compare_rates, edit_success, format_accuracy, format_rates, load_judge,
                            predict, resize, train_judge)
 
 ATTRS = ["Eyeglasses", "Male", "Smiling"]
@@ -50,9 +50,17 @@ def test_judge_learns_a_visible_attribute_and_reports_the_baseline(trained):
     assert report["holdout_images"] == 16 and report["train_images"] == 48
     assert 0.5 <= glasses["baseline"] < 0.8  # always "no glasses" is right for most faces, not all
     assert glasses["accuracy"] >= 0.95 > glasses["baseline"] + 0.1
+    assert glasses["balanced_accuracy"] >= 0.9
     assert (out / "judge.safetensors").is_file() and (out / "judge.json").is_file()
     table = format_accuracy(report)
     assert "Eyeglasses" in table and "mean" in table
+
+
+def test_balanced_accuracy_sees_through_a_judge_that_always_says_no():
+    truth = np.array([[True, True], [False, True], [False, True], [False, True]])
+    assert balanced_accuracy(np.zeros_like(truth), truth) == [0.5, None]  # 75 % plain accuracy on the first
+    assert balanced_accuracy(truth.copy(), truth) == [1.0, None]  # the second has no negatives to score
+    assert balanced_accuracy(np.array([[True], [True], [False], [False]]), truth[:, :1]) == [(1 + 2 / 3) / 2]
 
 
 def test_reloaded_judge_reproduces_the_holdout_report(trained):

@@ -86,6 +86,11 @@ class GaussianMixturePrior:
     cholesky: np.ndarray  # (K, z_dim, z_dim): lower-triangular factors of the covariances
     meta: dict
 
+    def __post_init__(self) -> None:
+        # In float64, as numpy's choice checks them: float32 weights that summed to 1 closely enough as float32
+        # (scikit-learn keeps float32 latents' dtype) fail that check once saved as float64 and read back.
+        self.weights = np.asarray(self.weights, dtype=np.float64) / np.sum(self.weights, dtype=np.float64)
+
     def latents(self, seeds: Sequence[int]) -> torch.Tensor:
         """(len(seeds), z_dim): row i from its own generator seeded with seeds[i], like sample.latents."""
         rows = []
@@ -116,7 +121,7 @@ def gmm_prior(run: str | Path, components: int = 10, max_images: int = 20000, pr
     indices = dataset.spread_indices(checkpoint.state["config"]["data"]["split"], max_images)
     z = encode(E, np.asarray(dataset.images[indices]))
     gmm = GaussianMixture(components, covariance_type="full", random_state=0, reg_covar=1e-4).fit(z)
-    prior = GaussianMixturePrior(gmm.weights_ / gmm.weights_.sum(), gmm.means_, np.linalg.cholesky(gmm.covariances_),
+    prior = GaussianMixturePrior(gmm.weights_, gmm.means_, np.linalg.cholesky(gmm.covariances_),
                                  {**meta, "images": len(z)})
     tensors = {"weights": prior.weights, "means": prior.means, "cholesky": prior.cholesky}
     write_bytes_atomic(path, safetensors.numpy.save({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()},

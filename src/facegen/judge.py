@@ -92,6 +92,7 @@ def train_judge(source: str, out: str | Path, resolution: int = 64, crop: int | 
     accuracy = (predicted == truth).mean(axis=0)
     majority = train_rate >= 0.5  # what "always predict the training majority" says for each attribute
     baseline = (truth == majority).mean(axis=0)
+    balanced = balanced_accuracy(predicted, truth)
     crop = dataset.meta["crop"]  # a cache passed as the source brings its own
     report = {
         "source": source, "resolution": dataset.resolution, "crop": crop, "cache": str(dataset.path),
@@ -100,7 +101,7 @@ def train_judge(source: str, out: str | Path, resolution: int = 64, crop: int | 
         "precision": runtime.precision, "train_seconds": round(seconds, 1),
         "mean_accuracy": float(accuracy.mean()), "mean_baseline": float(baseline.mean()),
         "attributes": {
-            name: {"accuracy": float(accuracy[i]), "baseline": float(baseline[i]),
+            name: {"accuracy": float(accuracy[i]), "baseline": float(baseline[i]), "balanced_accuracy": balanced[i],
                    "train_rate": float(train_rate[i]), "holdout_rate": float(truth[:, i].mean())}
             for i, name in enumerate(names)
         },
@@ -217,15 +218,29 @@ def edit_success(judge: nn.Module, before: np.ndarray, after: np.ndarray, attrib
     return float(reached.mean())
 
 
+def balanced_accuracy(predicted: np.ndarray, truth: np.ndarray) -> list[float | None]:
+    """Per attribute, the mean of the hit rates on its positives and on its negatives (None when the held-out
+    images hold only one of the two). A rare attribute's plain accuracy hides a judge that never says yes:
+    9 % glasses give 91 % for always "no", but a balanced accuracy of 50 %."""
+    rates = []
+    for i in range(truth.shape[1]):
+        yes, no = truth[:, i], ~truth[:, i]
+        rates.append(float((predicted[yes, i].mean() + (~predicted[no, i]).mean()) / 2) if yes.any() and no.any() else None)
+    return rates
+
+
 def format_accuracy(report: dict) -> str:
     """The holdout accuracy table of a train_judge report, one attribute a line."""
-    lines = [f"{'attribute':<22} {'accuracy':>8} {'majority':>8} {'gain':>6}"]
+    lines = [f"{'attribute':<22} {'accuracy':>8} {'majority':>8} {'gain':>6} {'balanced':>8}"]
     for name, row in report["attributes"].items():
         gain = row["accuracy"] - row["baseline"]
-        lines.append(f"{name:<22} {100 * row['accuracy']:7.1f}% {100 * row['baseline']:7.1f}% {100 * gain:+5.1f}")
+        balanced = row.get("balanced_accuracy")  # judges trained before it was recorded have none
+        balanced = "-" if balanced is None else f"{100 * balanced:.1f}%"
+        lines.append(f"{name:<22} {100 * row['accuracy']:7.1f}% {100 * row['baseline']:7.1f}% {100 * gain:+5.1f} {balanced:>8}")
     mean_gain = report["mean_accuracy"] - report["mean_baseline"]
     lines.append(f"{'mean':<22} {100 * report['mean_accuracy']:7.1f}% {100 * report['mean_baseline']:7.1f}% {100 * mean_gain:+5.1f}")
-    lines.append(f"({report['holdout_images']} held-out images, {report['holdout_rule']}; majority = always the training majority)")
+    lines.append(f"({report['holdout_images']} held-out images, {report['holdout_rule']}; majority = always the training "
+                 "majority; balanced = mean of the hit rates on positives and negatives, 50 % for a constant answer)")
     return "\n".join(lines)
 
 
