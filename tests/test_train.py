@@ -94,6 +94,27 @@ def test_ema_generator_is_saved_and_sampled(celeba_dir, tmp_path):
     assert not torch.equal(loaded.nets["G"]["net.0.2.weight"], loaded.nets["G_ema"]["net.0.2.weight"])
 
 
+def test_an_encoder_is_averaged_with_its_decoder_and_old_runs_keep_their_trained_pair(celeba_dir, tmp_path):
+    overrides = [f"data.source={celeba_dir}", *TINY, "model.family=vaegan", "model.z_dim=8", "train.ema=0.5",
+                 "train.checkpoint_every=2"]
+    out = train(load_config("dcgan32", overrides=[*overrides, "train.steps=2"]), tmp_path / "run", progress=False)
+    loaded = ckpt.load(ckpt.latest(out))
+    assert set(loaded.nets) == {"E", "G", "D", "E_ema", "G_ema"}
+    E, G, _ = ckpt.load_autoencoder(out)  # the averaged pair
+    assert all(torch.equal(v, loaded.nets["E_ema"][k]) for k, v in E.state_dict().items())
+    assert all(torch.equal(v, loaded.nets["G_ema"][k]) for k, v in G.state_dict().items())
+
+    # A checkpoint from before encoders were averaged (G_ema only): reconstructions use the trained pair, and
+    # resuming starts E's average from E.
+    del loaded.nets["E_ema"]
+    ckpt.save(loaded.path, loaded)
+    E, G, _ = ckpt.load_autoencoder(out)
+    assert all(torch.equal(v, loaded.nets["E"][k]) for k, v in E.state_dict().items())
+    assert all(torch.equal(v, loaded.nets["G"][k]) for k, v in G.state_dict().items())
+    resumed = ckpt.load(train(load_config("dcgan32", overrides=[*overrides, "train.steps=3"]), out, resume=True, progress=False))
+    assert "E_ema" in resumed.nets and resumed.state["step"] == 3
+
+
 def test_encoder_models_preview_reconstructions(celeba_dir, tmp_path):
     cfg = load_config("vae64", overrides=[f"data.source={celeba_dir}", *TINY, "train.steps=2"])
     out = train(cfg, tmp_path / "run", progress=False)

@@ -35,7 +35,7 @@ PATTERN = re.compile(r"ckpt-(\d+)\.safetensors")
 class Checkpoint:
     family: str
     architecture: dict[str, Any]  # constructor arguments, resolution included
-    nets: dict[str, dict[str, torch.Tensor]]  # role ('G', 'D', 'G_ema') -> state dict
+    nets: dict[str, dict[str, torch.Tensor]]  # role ('G', 'D', 'E', 'G_ema', 'E_ema') -> state dict
     state: dict[str, Any] = field(default_factory=dict)  # step, epoch, optimizers, rng, fixed_z, config ...
     path: Path | None = None
 
@@ -47,8 +47,7 @@ class Checkpoint:
     def build(self, roles: tuple[str, ...] | None = None) -> dict[str, nn.Module]:
         """The networks with their weights loaded, in eval mode."""
         built = models.build(self.family, **self.architecture)
-        if "G_ema" in self.nets:
-            built["G_ema"] = copy.deepcopy(built["G"])
+        built.update({ema_role(role): copy.deepcopy(net) for role, net in list(built.items()) if ema_role(role) in self.nets})
         out = {}
         for role in roles or tuple(self.nets):
             if role not in self.nets:
@@ -164,6 +163,18 @@ def latest(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def ema_role(role: str) -> str:
+    """Where a network's EMA copy is kept: 'G' -> 'G_ema'."""
+    return f"{role}_ema"
+
+
+def autoencoder_roles(checkpoint: Checkpoint) -> tuple[str, str]:
+    """The encoder and decoder to use together: both EMA copies when the run kept them, else the trained pair.
+    An encoder's latents fit the decoder it trained with: runs from before encoders were averaged hold only
+    G_ema, and their raw encoder into G_ema reconstructed worse than the raw pair (held-out MSE 0.0275 vs 0.0222)."""
+    return ("E_ema", "G_ema") if {"E_ema", "G_ema"} <= set(checkpoint.nets) else ("E", "G")
+
+
 def load_generator(path: str | Path) -> tuple[nn.Module, Checkpoint]:
     """The generator to sample from (the EMA copy when the run kept one), in eval mode."""
     checkpoint = load(path)
@@ -174,11 +185,11 @@ def load_generator(path: str | Path) -> tuple[nn.Module, Checkpoint]:
 
 
 def load_autoencoder(path: str | Path) -> tuple[nn.Module, nn.Module, Checkpoint]:
-    """Encoder and decoder (the EMA copy when kept) of a VAE or VAE-GAN run, in eval mode."""
+    """Encoder and decoder of a VAE or VAE-GAN run (a pair: see autoencoder_roles), in eval mode."""
     checkpoint = load(path)
     if "E" not in checkpoint.nets:
         raise ValueError(f"{checkpoint.path} holds a {checkpoint.family} model, which has no encoder; "
                          f"this needs a run of a family with one ({', '.join(models.ENCODER_FAMILIES)})")
-    role = "G_ema" if "G_ema" in checkpoint.nets else "G"
-    nets = checkpoint.build(("E", role))
-    return nets["E"], nets[role], checkpoint
+    e_role, g_role = autoencoder_roles(checkpoint)
+    nets = checkpoint.build((e_role, g_role))
+    return nets[e_role], nets[g_role], checkpoint

@@ -62,15 +62,16 @@ class LatentModel:
 
 def open_model(run: str | Path) -> LatentModel:
     """A run's sampling generator (the EMA copy when kept), plus its encoder (its own, or one trained by
-    `facegen train-encoder` for a GAN) and discriminator when present."""
+    `facegen train-encoder` for a GAN) and discriminator when present. A run with an encoder gives the pair
+    that belongs together (checkpoint.autoencoder_roles), so photos decode through the decoder they were encoded for."""
     checkpoint = ckpt.load(run)
     run_dir = Path(run) if Path(run).is_dir() else checkpoint.path.parent.parent
-    g_role = "G_ema" if "G_ema" in checkpoint.nets else "G"
+    e_role, g_role = ckpt.autoencoder_roles(checkpoint) if "E" in checkpoint.nets else (None, "G_ema" if "G_ema" in checkpoint.nets else "G")
     if g_role not in checkpoint.nets:
         raise ValueError(f"{checkpoint.path} holds no generator ({', '.join(checkpoint.nets)}); pass a run of a generative model")
-    roles = (g_role, *(r for r in ("E", "D") if r in checkpoint.nets))
+    roles = (g_role, *(r for r in (e_role, "D") if r in checkpoint.nets))
     nets = checkpoint.build(roles)
-    E = nets.get("E")
+    E = nets.get(e_role)
     if E is None and (run_dir / ENCODER_FILE).is_file():
         E = ckpt.load(run_dir / ENCODER_FILE).build(("E",))["E"]
     return LatentModel(nets[g_role], E, nets.get("D"), checkpoint, run_dir)

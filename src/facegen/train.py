@@ -96,7 +96,9 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
          for role, net in nets.items()},
         runtime.grad_scaler(),
     )
-    G_ema = copy.deepcopy(nets["G"]).requires_grad_(False) if cfg.train.ema else None
+    # EMA copies of every network but D: an encoder is averaged with its decoder, since its latents fit the decoder it
+    # trains with (the raw encoder into the EMA decoder reconstructs worse than either pair).
+    averaged = {role: copy.deepcopy(net).requires_grad_(False) for role, net in nets.items() if role != "D"} if cfg.train.ema else {}
     noise = torch.Generator(runtime.device)  # reseeded every step from (seed, step, rank)
     fixed_z = latents(PREVIEW_SEEDS, nets["G"].z_dim, nets["G"].z_dist)
     start, seconds_before = 0, 0.0
@@ -105,8 +107,10 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
         if (state.family, state.architecture) != (cfg.model.family, architecture):
             raise ValueError(f"{newest} holds a {state.family} model {state.architecture}, but the run's config builds a "
                              f"{cfg.model.family} model {architecture}; it was copied in from another run, move it away")
-        for role, net in [*nets.items(), *([("G_ema", G_ema)] if G_ema is not None else [])]:
+        for role, net in nets.items():
             net.load_state_dict(state.nets[role])
+        for role, net in averaged.items():  # a checkpoint from before encoders were averaged starts E's copy from E
+            net.load_state_dict(state.nets.get(ckpt.ema_role(role), state.nets[role]))
         for role, adam in opt.adam.items():
             adam.load_state_dict(state.state["optimizers"][role])
         torch.set_rng_state(state.state["rng"]["torch"])
@@ -119,7 +123,7 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
 
     def sample_G() -> nn.Module:
         """The generator previews, samples and the quick KID use: the EMA copy when the run keeps one."""
-        return G_ema if G_ema is not None else distributed.unwrap(nets["G"])
+        return averaged["G"] if "G" in averaged else distributed.unwrap(nets["G"])
 
     # Run directory.
     metrics_path = out / "metrics.jsonl"
@@ -143,8 +147,7 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
             "rng": {"torch": torch.get_rng_state()},
         }
         raw = {role: distributed.unwrap(net).state_dict() for role, net in nets.items()}
-        if G_ema is not None:
-            raw["G_ema"] = G_ema.state_dict()
+        raw.update({ckpt.ema_role(role): net.state_dict() for role, net in averaged.items()})
         path = out / "checkpoints" / (name or f"ckpt-{step:07d}.safetensors")
         ckpt.save(path, ckpt.Checkpoint(cfg.model.family, architecture, raw, state))
         for old in ckpt.all_checkpoints(out)[: -cfg.train.keep_checkpoints]:
@@ -161,7 +164,8 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
         grids = {"samples": make_grid(generate(sample_G(), fixed_z))}
         save_image(grids["samples"], out / "previews" / f"step-{step:07d}.png")
         if recon_faces is not None:
-            recon = encoding.reconstruct(distributed.unwrap(nets["E"]), sample_G(), recon_faces)
+            E = averaged["E"] if "E" in averaged else distributed.unwrap(nets["E"])  # the pair sample_G belongs to
+            recon = encoding.reconstruct(E, sample_G(), recon_faces)
             grids["reconstructions"] = encoding.pairs_grid(recon_faces, recon)
             save_image(grids["reconstructions"], out / "previews" / f"recon-{step:07d}.png")
         if board:
@@ -174,7 +178,7 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
     def remember(step: int) -> None:
         last_good.update(copy.deepcopy({"step": step, "rng": torch.get_rng_state(),
                                         "nets": {role: net.state_dict() for role, net in nets.items()},
-                                        "ema": G_ema.state_dict() if G_ema is not None else None,
+                                        "ema": {role: net.state_dict() for role, net in averaged.items()},
                                         "adam": {role: adam.state_dict() for role, adam in opt.adam.items()}}))
 
     def recover(failed_step: int) -> int:
@@ -186,8 +190,8 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
                              f"lower the learning rates or raise train.nan_retries (the last good checkpoint is in {out / 'checkpoints'})")
         for role, net in nets.items():
             net.load_state_dict(last_good["nets"][role])
-        if G_ema is not None:
-            G_ema.load_state_dict(last_good["ema"])
+        for role, net in averaged.items():
+            net.load_state_dict(last_good["ema"][role])
         for role, adam in opt.adam.items():
             adam.load_state_dict(last_good["adam"][role])
             for group in adam.param_groups:
@@ -218,8 +222,8 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
                 sigma=losses.instance_noise_sigma(cfg.loss.instance_noise, step, cfg.loss.instance_noise_anneal_steps),
             )
             stats = update(nets, opt, x_real, ctx)
-            if G_ema is not None:
-                update_ema(G_ema, distributed.unwrap(nets["G"]), ema_decay(cfg.train.ema, step))
+            for role, net in averaged.items():
+                update_ema(net, distributed.unwrap(nets[role]), ema_decay(cfg.train.ema, step))
 
             # Non-finite guard: back to the last good state with smaller learning rates, a few times at most.
             if world.any(not finite(stats.values())):
