@@ -48,6 +48,22 @@ if [ ! -f "$OUT/synth-vae32/edits/edit.json" ]; then  # directions and scored ed
       --add No_Beard=$SYN_STRENGTH --margin "$SYN_MARGIN" --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits"
   done
 fi
+# A synthetic beard exists only on men (its odds are zero for women), so adding one to a woman cannot flip it without
+# making her a man: the beard edits again on the first 200 seeds the judge calls male.
+for family in dcgan32 vae32; do
+  [ -f "$OUT/synth-$family/edits-men/edit.json" ] && continue
+  MEN=$($PYTHON - "$OUT/synth-$family" "$JUDGE32" <<'PY'
+import sys
+from facegen import latent
+from facegen.judge import load_judge, predict
+model, (judge, _) = latent.open_model(sys.argv[1]), load_judge(sys.argv[2])
+male = predict(judge, model.images(model.z_of_seeds(range(1000))))[:, judge.attr_names.index("Male")]
+print(",".join(map(str, male.nonzero()[0][:200])))
+PY
+)
+  $FACEGEN edit "$OUT/synth-$family" --seeds "$MEN" --add No_Beard=-$SYN_STRENGTH --add No_Beard=$SYN_STRENGTH \
+    --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits-men"
+done
 $PYTHON - "$OUT" <<'PY'
 import json, sys
 # One table per family: flips among the faces that lacked the target; side effects over every attribute the judge
@@ -55,11 +71,12 @@ import json, sys
 named = ["Eyeglasses", "Smiling", "Wearing_Hat", "No_Beard", "Male"]
 for family in ("dcgan32", "vae32"):
     print(f"\n{family}\n| edit | flip | others (trusted) | others (named) | Inception cos |\n| --- | --- | --- | --- | --- |")
-    for op in json.load(open(f"{sys.argv[1]}/synth-{family}/edits/edit.json"))["operations"]:
+    men = [dict(op, faces="men") for op in json.load(open(f"{sys.argv[1]}/synth-{family}/edits-men/edit.json"))["operations"]]
+    for op in json.load(open(f"{sys.argv[1]}/synth-{family}/edits/edit.json"))["operations"] + men:
         s = op["score"]
         each = s["others_changed_each"]
         mine = [each[a] for a in named if a in each]
-        label = f"{op['op']} {op['direction']}" + (f" {op['strength']:+g}" if op["strength"] is not None else "")
+        label = f"{op['op']} {op['direction']}" + (f" {op['strength']:+g}" if op["strength"] is not None else "") + (" (men)" if "faces" in op else "")
         flip = "-" if s["flip_rate"] is None else f"{100 * s['flip_rate']:.1f} % of {s['n_needed']}"
         print(f"| {label} | {flip} | {100 * s['others_changed']:.1f} % | {100 * sum(mine) / len(mine):.1f} % | {s['inception_cosine']:.3f} |")
 PY
