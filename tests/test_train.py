@@ -6,6 +6,7 @@ import torch
 from conftest import write_cifar10, write_mnist
 from facegen import checkpoint as ckpt
 from facegen.config import load_config, preset_names
+from facegen.sample import recompute_batchnorm
 from facegen.train import train
 
 TINY = ["model.base_channels=4", "train.batch_size=4", "data.split=all"]
@@ -65,6 +66,7 @@ TRICKS = {
     "MSG-GAN + everything": ["model.family=msggan", "data.diffaugment=color,translation,cutout", "loss.instance_noise=0.1",
                              "loss.label_noise=flip(0.05)", "train.ema=0.9", "model.spectral_norm=true"],
     "hinge + SN + EMA + DiffAugment": ["loss.kind=hinge", "model.spectral_norm=true", "train.ema=0.9", "data.diffaugment=translation"],
+    "EMA with its own BatchNorm statistics": ["train.ema=0.9", "train.ema_bn_batches=2"],
     "VAE + EMA + KL warm-up": ["model.family=vae", "model.z_dim=8", "train.ema=0.9", "loss.kl_warmup_steps=3", "loss.recon=l1"],
     "VAE-GAN + EMA + gating + label noise": ["model.family=vaegan", "model.z_dim=8", "loss.recon=dis_feature", "train.ema=0.9",
                                              "loss.equilibrium=0.68", "loss.label_noise=beta(1,5)", "model.spectral_norm=true"],
@@ -92,6 +94,18 @@ def test_ema_generator_is_saved_and_sampled(celeba_dir, tmp_path):
     assert set(loaded.nets) == {"G", "D", "G_ema"}
     assert torch.equal(G.state_dict()["net.0.2.weight"], loaded.nets["G_ema"]["net.0.2.weight"])
     assert not torch.equal(loaded.nets["G"]["net.0.2.weight"], loaded.nets["G_ema"]["net.0.2.weight"])
+
+
+def test_the_saved_ema_generator_carries_batchnorm_statistics_of_its_own_samples(celeba_dir, tmp_path):
+    overrides = [f"data.source={celeba_dir}", *TINY, "train.steps=3", "train.ema=0.5"]
+    G, loaded = ckpt.load_generator(train(load_config("dcgan32", overrides=[*overrides, "train.ema_bn_batches=2"]), tmp_path / "a",
+                                          progress=False))
+    key = "net.0.2.running_mean"
+    assert not torch.equal(loaded.nets["G"][key], loaded.nets["G_ema"][key])
+    recompute_batchnorm(G, batches=2)
+    torch.testing.assert_close(G.state_dict()[key], loaded.nets["G_ema"][key])  # equal up to the training run's memory layout
+    copied = ckpt.load(train(load_config("dcgan32", overrides=overrides), tmp_path / "b", progress=False))
+    assert torch.equal(copied.nets["G"][key], copied.nets["G_ema"][key])  # off: G's statistics, copied
 
 
 def test_an_encoder_is_averaged_with_its_decoder_and_old_runs_keep_their_trained_pair(celeba_dir, tmp_path):

@@ -7,6 +7,7 @@ from torch import nn
 from facegen import losses, models
 from facegen.config import load_config
 from facegen.devices import resolve_runtime
+from facegen.sample import recompute_batchnorm
 from facegen.steps import Optimizers, StepContext, gan_step
 from facegen.train import ema_decay, update_ema
 
@@ -111,6 +112,24 @@ def test_ema_follows_its_decay():
     assert torch.equal(bn_ema.running_mean, bn.running_mean)  # statistics are copied, not averaged
 
 
+def test_recomputed_batchnorm_statistics_are_those_of_the_generators_own_samples():
+    G = models.build("dcgan", resolution=32, base_channels=4, dropout=0.5)["G"].train()
+    norms = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
+    seen = []
+    norms[0].register_forward_hook(lambda m, inputs, output: seen.append(inputs[0].detach()))
+    rng = torch.get_rng_state()
+    recompute_batchnorm(G, batches=3, batch_size=8)
+    assert torch.equal(rng, torch.get_rng_state())  # the global RNG (and so an exact resume) is untouched
+    x = torch.cat(seen)  # what the first norm saw: 3 batches of 8, each normalised by its own statistics
+    assert len(seen) == 3 and torch.allclose(norms[0].running_mean, x.mean((0, 2, 3)), atol=1e-5)
+    per_batch_var = torch.stack([b.var((0, 2, 3), unbiased=True) for b in seen]).mean(0)
+    assert torch.allclose(norms[0].running_var, per_batch_var, atol=1e-5)  # the cumulative average over batches
+    assert G.training and all(m.training and m.momentum == 0.1 for m in norms)  # modes and momentum restored
+    first = [m.running_mean.clone() for m in norms]
+    recompute_batchnorm(G, batches=3, batch_size=8)
+    assert all(torch.equal(a, m.running_mean) for a, m in zip(first, norms))  # the same samples every time
+
+
 def test_ema_decay_warms_up_then_holds():
     assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 90) == pytest.approx(0.91)
     assert ema_decay(0.999, 10**6) == 0.999
@@ -128,6 +147,8 @@ def test_ema_decay_warms_up_then_holds():
     ("loss.label_noise=gauss(1)", "is not understood"),
     ("train.g_steps=0", "train.g_steps = 0 must be > 0"),
     ("train.ema=1.5", "train.ema = 1.5 must be a decay in [0, 1)"),
+    ("train.ema_bn_batches=-1", "train.ema_bn_batches = -1 must be >= 0"),
+    ("train.ema_bn_batches=8", "set train.ema too"),
     ("loss.kind=wasserstein", "loss.kind = 'wasserstein' is not valid"),
     ("model.family=judge", "model.family = 'judge' is not valid"),
 ])

@@ -126,6 +126,7 @@ class TrainConfig:
     betas_g: tuple[float, float] = (0.5, 0.999)
     g_steps: int = 1  # G updates per D update; 2 "balances" a too-strong D in the 32 px report
     ema: float = 0.0  # decay of an exponential moving average of G used for samples (e.g. 0.999); 0 = off
+    ema_bn_batches: int = 0  # BatchNorm statistics of the EMA G from this many batches of its own prior samples before each preview, KID and checkpoint; 0 = G's copied
     seed: int = 0  # ties init, shuffling, noise and previews to one number
     log_every: int = 10  # steps between metrics.jsonl records
     preview_every: int = 500  # steps between preview grids; one is also drawn at every epoch end
@@ -154,6 +155,9 @@ class TrainConfig:
         _positive("train.g_steps", self.g_steps)
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"train.ema = {self.ema} must be a decay in [0, 1), e.g. 0.999 (0 turns the EMA off)")
+        _positive("train.ema_bn_batches", self.ema_bn_batches, allow_zero=True)
+        if self.ema_bn_batches and not self.ema:
+            raise ValueError("train.ema_bn_batches recomputes the EMA generator's statistics; set train.ema too, e.g. 0.999")
         _positive("train.lr_d", self.lr_d)
         _positive("train.lr_g", self.lr_g)
         for name in ("betas_d", "betas_g"):

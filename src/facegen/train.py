@@ -22,7 +22,7 @@ from facegen.data import BatchLoader, FaceDataset, open_dataset
 from facegen.devices import resolve_runtime
 from facegen.files import RunLock, write_text_atomic
 from facegen.images import make_grid, save_image, to_float
-from facegen.sample import generate, latents
+from facegen.sample import generate, latents, recompute_batchnorm
 
 PREVIEW_SEEDS = range(64)  # previews show the same faces as `facegen sample --seeds 0-63`
 RUN_INFO = "run.json"  # how the run was made: preset, sweep settings, start time
@@ -121,9 +121,18 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
     update = steps.STEPS[cfg.model.family]
     label_noise, policy = losses.parse_label_noise(cfg.loss.label_noise), parse_policy(cfg.data.diffaugment)
 
+    ema_bn_stale = True  # the EMA G's statistics were copied from G since they were last recomputed
+
     def sample_G() -> nn.Module:
-        """The generator previews, samples and the quick KID use: the EMA copy when the run keeps one."""
-        return averaged["G"] if "G" in averaged else distributed.unwrap(nets["G"])
+        """The generator previews, samples and the quick KID use: the EMA copy when the run keeps one, with BatchNorm
+        statistics of its own when train.ema_bn_batches asks for them."""
+        nonlocal ema_bn_stale
+        if "G" not in averaged:
+            return distributed.unwrap(nets["G"])
+        if cfg.train.ema_bn_batches and ema_bn_stale:
+            recompute_batchnorm(averaged["G"], cfg.train.ema_bn_batches)
+            ema_bn_stale = False
+        return averaged["G"]
 
     # Run directory.
     metrics_path = out / "metrics.jsonl"
@@ -146,6 +155,7 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
             "optimizers": {role: adam.state_dict() for role, adam in opt.adam.items()},
             "rng": {"torch": torch.get_rng_state()},
         }
+        sample_G()  # the saved EMA G samples as previews do
         raw = {role: distributed.unwrap(net).state_dict() for role, net in nets.items()}
         raw.update({ckpt.ema_role(role): net.state_dict() for role, net in averaged.items()})
         path = out / "checkpoints" / (name or f"ckpt-{step:07d}.safetensors")
@@ -224,6 +234,7 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
             stats = update(nets, opt, x_real, ctx)
             for role, net in averaged.items():
                 update_ema(net, distributed.unwrap(nets[role]), ema_decay(cfg.train.ema, step))
+            ema_bn_stale = True
 
             # Non-finite guard: back to the last good state with smaller learning rates, a few times at most.
             if world.any(not finite(stats.values())):
