@@ -158,11 +158,16 @@ def _equal_across_ranks(ranks: list[dict], roles: tuple[str, ...]) -> None:
                 assert torch.equal(value, ranks[1][role][name]), f"{role}.{name} differs between ranks"
 
 
-@pytest.mark.parametrize("family, roles", [("vae", ("E", "G")), ("vaegan", ("E", "G", "D"))])
-def test_encoder_families_train_under_ddp_with_averaged_gradients(family, roles, celeba_dir, cache, tmp_path):
-    """The VAE's one backward goes through DDP; the VAE-GAN's three losses average their gradients by hand."""
+@pytest.mark.parametrize("settings, roles", [
+    (["model.family=vae", "model.z_dim=8"], ("E", "G")),
+    (["model.family=vaegan", "model.z_dim=8"], ("E", "G", "D")),
+    (["loss.r1_gamma=1", "loss.r1_every=1"], ("G", "D")),
+], ids=["vae", "vaegan", "dcgan-r1"])
+def test_every_update_averages_its_gradients_under_ddp(settings, roles, celeba_dir, cache, tmp_path):
+    """The VAE's one backward goes through DDP; the VAE-GAN's three losses average their gradients by hand;
+    R1's double backward goes through DDP too."""
     (tmp_path / "driver.py").write_text(textwrap.dedent(DRIVER))
-    args = train_args(celeba_dir, tmp_path / "run", 2) + ["--set", f"model.family={family}", "--set", "model.z_dim=8"]
+    args = train_args(celeba_dir, tmp_path / "run", 2) + [arg for key in settings for arg in ("--set", key)]
     torchrun([str(tmp_path / "driver.py")], args, cache, DUMP_DIR=str(tmp_path))
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     assert set(ranks[0]) >= set(roles)

@@ -63,7 +63,7 @@ class Recorder(nn.Module):
         return self.net(x)
 
 
-def _step(g_steps=1, sigma=0.0, label_noise="none", policy=()):
+def _step(g_steps=1, sigma=0.0, label_noise="none", policy=(), loss=(), step=0):
     torch.manual_seed(0)
     nets = models.build("dcgan", resolution=32, base_channels=4)
     G, D = Recorder(nets["G"]), Recorder(nets["D"])
@@ -73,9 +73,9 @@ def _step(g_steps=1, sigma=0.0, label_noise="none", policy=()):
     opt.G.register_step_post_hook(lambda *_: steps.__setitem__("G", steps["G"] + 1))
     x_real = torch.rand(4, 3, 32, 32) * 2 - 1
     gen = torch.Generator().manual_seed(0)
-    ctx = StepContext(load_config().loss, resolve_runtime("cpu", "fp32"), torch.Generator().manual_seed(1),
+    ctx = StepContext(load_config(overrides=list(loss)).loss, resolve_runtime("cpu", "fp32"), torch.Generator().manual_seed(1),
                       lambda: torch.randn(4, 100, generator=gen), label_noise=losses.parse_label_noise(label_noise),
-                      g_steps=g_steps, sigma=sigma, policy=policy)
+                      g_steps=g_steps, sigma=sigma, policy=policy, step=step)
     gan_step({"G": G, "D": D}, opt, x_real, ctx)
     return G, D, x_real, steps
 
@@ -96,6 +96,27 @@ def test_instance_noise_reaches_real_and_fake_with_its_sigma():
     assert fake_noise.std().item() == pytest.approx(0.125 * 2**0.5, rel=0.05)
     _, D0, x_real0, _ = _step(sigma=0.0)
     assert torch.equal(D0.seen[0], x_real0)  # off means off
+
+
+def test_r1_is_the_squared_input_gradient_and_d_descends_it():
+    w = torch.randn(3 * 4 * 4, requires_grad=True)
+    x = torch.randn(5, 3, 4, 4, requires_grad=True)
+    logits = x.flatten(1) @ w  # D(x) = <w, x>: its gradient at every image is w
+    penalty = losses.r1_penalty(logits, [x])
+    assert penalty.item() == pytest.approx(w.pow(2).sum().item(), rel=1e-5)
+    (grad_w,) = torch.autograd.grad(penalty, w)
+    assert torch.allclose(grad_w, 2 * w)  # the graph is kept: D's weights get the penalty's gradient
+    scaled = losses.r1_penalty(x.flatten(1) @ w, [x], scale=1024.0)  # an fp16 loss scale cancels out
+    assert scaled.item() == pytest.approx(penalty.item(), rel=1e-5)
+
+
+def test_lazy_r1_changes_d_only_on_its_steps():
+    def d_after(step, loss=()):
+        return {k: v.clone() for k, v in _step(loss=loss, step=step)[1].net.state_dict().items()}
+    r1 = ["loss.r1_gamma=10", "loss.r1_every=4"]
+    plain, regularised, between = d_after(8), d_after(8, r1), d_after(9, r1)
+    assert any(not torch.equal(plain[k], regularised[k]) for k in plain)  # step 8 of every 4th: penalised
+    assert all(torch.equal(plain[k], between[k]) for k in plain)  # step 9: the plain update, bit for bit
 
 
 def test_ema_follows_its_decay():
@@ -149,6 +170,8 @@ def test_ema_decay_warms_up_then_holds():
     ("train.ema=1.5", "train.ema = 1.5 must be a decay in [0, 1)"),
     ("train.ema_bn_batches=-1", "train.ema_bn_batches = -1 must be >= 0"),
     ("train.ema_bn_batches=8", "set train.ema too"),
+    ("loss.r1_gamma=-1", "loss.r1_gamma = -1.0 must be >= 0"),
+    ("loss.r1_every=0", "loss.r1_every = 0 must be > 0"),
     ("loss.kind=wasserstein", "loss.kind = 'wasserstein' is not valid"),
     ("model.family=judge", "model.family = 'judge' is not valid"),
 ])

@@ -102,6 +102,8 @@ class LossConfig:
     equilibrium: float = 0.0  # vaegan: Larsen's gating around this D loss (0.68 in his code); 0 = off
     equilibrium_margin: float = 0.35  # vaegan: skip D's update below equilibrium - margin, G's GAN term above + margin
     pixel_weight: float = 0.0  # vaegan with dis_feature: add this x the per-image pixel MSE sum to the feature error
+    r1_gamma: float = 0.0  # gamma of the R1 penalty gamma/2 * E|grad D(x_real)|^2 in D's loss (Mescheder et al. 2018); 0 = off
+    r1_every: int = 16  # lazy R1 (Karras et al. 2020): the penalty on every r1_every-th D step, weighted by r1_every
 
     def __post_init__(self) -> None:
         _choice("loss.kind", self.kind, LOSS_KINDS)
@@ -110,8 +112,9 @@ class LossConfig:
         _positive("loss.instance_noise", self.instance_noise, allow_zero=True)
         _positive("loss.instance_noise_anneal_steps", self.instance_noise_anneal_steps, allow_zero=True)
         _choice("loss.recon", self.recon, RECON_KINDS)
-        for name in ("beta", "kl_warmup_steps", "gamma", "equilibrium", "equilibrium_margin", "pixel_weight"):
+        for name in ("beta", "kl_warmup_steps", "gamma", "equilibrium", "equilibrium_margin", "pixel_weight", "r1_gamma"):
             _positive(f"loss.{name}", getattr(self, name), allow_zero=True)
+        _positive("loss.r1_every", self.r1_every)
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,7 @@ FAMILY_ONLY: dict[tuple[str, str], tuple[str, ...]] = {
     ("loss", "instance_noise"): ("dcgan", "msggan"), ("loss", "instance_noise_anneal_steps"): ("dcgan", "msggan"),
     ("loss", "recon"): VAE_FAMILIES, ("loss", "beta"): VAE_FAMILIES, ("loss", "kl_warmup_steps"): VAE_FAMILIES,
     ("loss", "gamma"): ("vaegan",), ("loss", "equilibrium"): ("vaegan",), ("loss", "equilibrium_margin"): ("vaegan",),
-    ("loss", "pixel_weight"): ("vaegan",),
+    ("loss", "pixel_weight"): ("vaegan",), ("loss", "r1_gamma"): ("dcgan", "msggan"), ("loss", "r1_every"): ("dcgan", "msggan"),
     ("train", "g_steps"): ("dcgan", "msggan"), ("data", "diffaugment"): GANS,
     ("train", "lr_d"): GANS, ("train", "betas_d"): GANS,
 }

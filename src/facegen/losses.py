@@ -97,6 +97,17 @@ def g_loss(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
+def r1_penalty(real_logits: torch.Tensor, inputs: list[torch.Tensor], scale: float = 1.0) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): the squared norm of D's gradient at the real images it saw, summed over
+    an image's pixels (and scales) and averaged over the batch. The graph is kept so that D descends it.
+
+    `scale` is the fp16 loss scale: the logits are scaled before differentiating, so the input gradients do
+    not underflow, and the gradients unscaled after (PyTorch's AMP recipe for gradient penalties).
+    """
+    grads = torch.autograd.grad(real_logits.float().sum() * scale, inputs, create_graph=True)
+    return sum((g.float() / scale).pow(2).flatten(1).sum(1) for g in grads).mean()
+
+
 def instance_noise_sigma(sigma: float, step: int, anneal_steps: int = 0) -> float:
     """The instance-noise scale at a step: constant, or annealed linearly to zero over anneal_steps."""
     if anneal_steps <= 0:

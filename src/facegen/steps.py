@@ -57,6 +57,11 @@ def _detach(x: Images) -> Images:
     return [s.detach() for s in x] if isinstance(x, list) else x.detach()
 
 
+def _as_leaves(x: Images) -> Images:
+    """Detached copies whose gradient can be asked for (R1 differentiates D at the reals)."""
+    return [s.detach().requires_grad_() for s in x] if isinstance(x, list) else x.detach().requires_grad_()
+
+
 def d_view(x: Images, policy: tuple[str, ...], sigma: float, noise: torch.Generator) -> Images:
     """What D sees of a batch: DiffAugment (one draw per sample, shared by its scales), then instance
     noise of the same sigma at every scale; the same for real and fake."""
@@ -78,16 +83,26 @@ def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, 
     G, D = nets["G"], nets["D"]
     raw_D = distributed.unwrap(D)
 
-    # Update D. A multi-scale G's fakes are a pyramid, so the reals become one the same way.
+    # Update D. A multi-scale G's fakes are a pyramid, so the reals become one the same way. On a lazy R1
+    # step, D's gradient is taken at the reals as D saw them (augmented, as in StyleGAN2-ADA).
+    r1 = ctx.loss.r1_gamma > 0 and ctx.step % ctx.loss.r1_every == 0
     with ctx.runtime.autocast():
         x_fake = G(ctx.draw_z())
         if isinstance(x_fake, list):
             x_real = pyramid(x_real)
-        real_logits = D(d_view(x_real, ctx.policy, ctx.sigma, ctx.noise))
+        seen_real = d_view(x_real, ctx.policy, ctx.sigma, ctx.noise)
+        if r1:
+            seen_real = _as_leaves(seen_real)
+        real_logits = D(seen_real)
         fake_logits = D(d_view(_detach(x_fake), ctx.policy, ctx.sigma, ctx.noise))
     loss_d = losses.d_loss(real_logits, fake_logits, ctx.loss.kind, ctx.label_noise, ctx.noise)
+    regularised = loss_d  # the logged loss_d stays the adversarial one, comparable across steps
+    if r1:
+        inputs = seen_real if isinstance(seen_real, list) else [seen_real]
+        penalty = losses.r1_penalty(real_logits, inputs, opt.scaler.get_scale() if opt.scaler.is_enabled() else 1.0)
+        regularised = loss_d + ctx.loss.r1_gamma / 2 * ctx.loss.r1_every * penalty
     opt.D.zero_grad(set_to_none=True)
-    opt.scaler.scale(loss_d).backward()
+    opt.scaler.scale(regularised).backward()
     opt.scaler.step(opt.D)
 
     # Update G; the first update reuses the fakes D just saw. D is frozen: its weight gradients are
