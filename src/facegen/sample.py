@@ -62,11 +62,14 @@ def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 64) -> np.ndarray:
 def recompute_batchnorm(G: nn.Module, batches: int, batch_size: int = 64) -> None:
     """Set G's BatchNorm running statistics to the exact mean and variance over `batches` batches of its own samples.
 
-    An EMA generator's averaged weights never ran with the raw G's statistics that training copies into it; its own
-    sample better (dcgan32 + EMA at 4,000 steps, 2,000 samples: KID 0.0348 -> 0.0304, FID 63.2 -> 59.1). The latents
-    come from fixed seeds of their own, so the global RNG, and with it an exact resume, is untouched.
+    An EMA generator's averaged weights never ran with the raw G's statistics that training copies into it;
+    statistics of its own samples give better faces (dcgan32 + EMA at 4,000 steps, 2,000 samples: KID 0.0348 ->
+    0.0304, FID 63.2 -> 59.1). The latents come from fixed seeds of their own, so the global RNG, and with it an
+    exact resume, is untouched.
     """
     norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
     momenta, was_training = [m.momentum for m in norms], G.training
     G.eval()  # as when sampling (no dropout), but for the norms, which measure their batches
     for m in norms:
@@ -74,8 +77,9 @@ def recompute_batchnorm(G: nn.Module, batches: int, batch_size: int = 64) -> Non
         m.momentum = None  # a cumulative average over the batches
         m.train()
     device = next(G.parameters()).device
-    for b in range(batches if norms else 0):
-        G(latents(range(BATCHNORM_SEEDS + b * batch_size, BATCHNORM_SEEDS + (b + 1) * batch_size), G.z_dim, G.z_dist).to(device))
+    z = latents(range(BATCHNORM_SEEDS, BATCHNORM_SEEDS + batches * batch_size), G.z_dim, G.z_dist)
+    for chunk in z.split(batch_size):
+        G(chunk.to(device))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     G.train(was_training)

@@ -99,7 +99,7 @@ def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, 
     regularised = loss_d  # the logged loss_d stays the adversarial one, comparable across steps
     if r1:
         inputs = seen_real if isinstance(seen_real, list) else [seen_real]
-        penalty = losses.r1_penalty(real_logits, inputs, opt.scaler.get_scale() if opt.scaler.is_enabled() else 1.0)
+        penalty = losses.r1_penalty(real_logits, inputs, opt.scaler.get_scale())  # 1.0 unless fp16 scales
         regularised = loss_d + ctx.loss.r1_gamma / 2 * ctx.loss.r1_every * penalty
     opt.D.zero_grad(set_to_none=True)
     opt.scaler.scale(regularised).backward()
