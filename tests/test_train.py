@@ -137,6 +137,14 @@ def test_encoder_models_preview_reconstructions(celeba_dir, tmp_path):
     assert set(ckpt.load(out).nets) == {"E", "G"}
 
 
+@pytest.mark.parametrize("preview_every, expected", [(8, [8, 13]), (5, [5, 6, 10, 12, 13])])
+def test_previews_end_epochs_only_when_epochs_are_longer_than_preview_every(preview_every, expected, celeba_dir, tmp_path):
+    """24 faces in batches of 4: 6-step epochs, so a preview each 8 steps skips the epoch ends and one each 5 keeps them."""
+    overrides = [f"data.source={celeba_dir}", *TINY, "train.steps=13", f"train.preview_every={preview_every}"]
+    out = train(load_config("dcgan32", overrides=overrides), tmp_path / "run", progress=False)
+    assert sorted(int(p.stem.split("-")[1]) for p in (out / "previews").glob("step-*.png")) == expected
+
+
 def test_wall_clock_budget_stops_cleanly_and_counts_across_resumes(celeba_dir, tmp_path, capsys):
     overrides = [f"data.source={celeba_dir}", *TINY, "train.steps=100000", "train.checkpoint_every=100000"]
     out = train(load_config("dcgan32", overrides=[*overrides, "train.minutes=0.02"]), tmp_path / "run", progress=False)

@@ -132,7 +132,7 @@ class TrainConfig:
     ema_bn_batches: int = 0  # BatchNorm statistics of the EMA G from this many batches of its own prior samples before each preview, KID and checkpoint; 0 = G's copied
     seed: int = 0  # ties init, shuffling, noise and previews to one number
     log_every: int = 10  # steps between metrics.jsonl records
-    preview_every: int = 500  # steps between preview grids; one is also drawn at every epoch end
+    preview_every: int = 500  # steps between preview grids; one also ends each epoch longer than this, and the run
     checkpoint_every: int = 1000  # steps between checkpoints; one is also written at the end
     keep_checkpoints: int = 3  # older checkpoints are deleted
     kid_every: int = 0  # steps between quick KID checks against the held-out split (0 = off); the best is kept
