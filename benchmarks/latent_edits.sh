@@ -33,21 +33,20 @@ SYN=synthetic:10000
 SYN_MINUTES=${SYN_MINUTES:-10}
 JUDGE32="$OUT/judge-synth32-e10"
 [ -f "$JUDGE32/judge.safetensors" ] || $FACEGEN judge train "$SYN" --resolution 32 --epochs 10 --out "$JUDGE32" --quiet
-[ -f "$OUT/synth-dcgan32/checkpoints/done" ] || { rm -rf "$OUT/synth-dcgan32"; $FACEGEN train --preset dcgan32 --data "$SYN" \
-  --set train.ema=0.999 --set data.diffaugment=color,translation --minutes "$SYN_MINUTES" --epochs 1000 --out "$OUT/synth-dcgan32" --quiet \
-  && touch "$OUT/synth-dcgan32/checkpoints/done"; }
+[ -f "$OUT/synth-dcgan32/checkpoints/done" ] || { rm -rf "$OUT/synth-dcgan32"; $FACEGEN train --preset fast32 --data "$SYN" \
+  --minutes "$SYN_MINUTES" --out "$OUT/synth-dcgan32" --quiet && touch "$OUT/synth-dcgan32/checkpoints/done"; }
 [ -f "$OUT/synth-vae32/checkpoints/done" ] || { rm -rf "$OUT/synth-vae32"; $FACEGEN train --preset vae64 --data "$SYN" \
   --set data.resolution=32 --set data.crop=none --minutes "$SYN_MINUTES" --epochs 1000 --out "$OUT/synth-vae32" --quiet \
   && touch "$OUT/synth-vae32/checkpoints/done"; }
-if [ ! -f "$OUT/synth-vae32/edits/edit.json" ]; then  # directions and scored edits, once
-  $FACEGEN directions "$OUT/synth-dcgan32" --from-labels $ATTRS --judge "$JUDGE32" --n 4000 --condition Male $ATTRS --quiet
-  $FACEGEN directions "$OUT/synth-vae32" --from-labels $ATTRS --n 9000 --condition Male $ATTRS --quiet
-  for family in dcgan32 vae32; do
-    $FACEGEN edit "$OUT/synth-$family" --seeds 0-199 --add Eyeglasses=$SYN_STRENGTH --add Smiling=$SYN_STRENGTH \
-      --add Wearing_Hat=$SYN_STRENGTH --add No_Beard=-$SYN_STRENGTH --remove Eyeglasses --remove Smiling --remove Wearing_Hat \
-      --add No_Beard=$SYN_STRENGTH --margin "$SYN_MARGIN" --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits"
-  done
-fi
+# Directions and scored edits, once per family (the DCGAN's from judge-labelled samples, the VAE's from encoded faces).
+for family in dcgan32 vae32; do
+  [ -f "$OUT/synth-$family/edits/edit.json" ] && continue
+  if [ $family = dcgan32 ]; then labels=(--judge "$JUDGE32" --n 4000); else labels=(--n 9000); fi
+  $FACEGEN directions "$OUT/synth-$family" --from-labels $ATTRS "${labels[@]}" --condition Male $ATTRS --quiet
+  $FACEGEN edit "$OUT/synth-$family" --seeds 0-199 --add Eyeglasses=$SYN_STRENGTH --add Smiling=$SYN_STRENGTH \
+    --add Wearing_Hat=$SYN_STRENGTH --add No_Beard=-$SYN_STRENGTH --remove Eyeglasses --remove Smiling --remove Wearing_Hat \
+    --add No_Beard=$SYN_STRENGTH --margin "$SYN_MARGIN" --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits"
+done
 # A synthetic beard exists only on men (its odds are zero for women), so adding one to a woman cannot flip it without
 # making her a man: the beard edits again on the first 200 seeds the judge calls male.
 for family in dcgan32 vae32; do

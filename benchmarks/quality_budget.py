@@ -1,7 +1,8 @@
 """Quality per CPU-minute: recipes trained for the same wall-clock budget in one run, scored at fixed minutes.
 
     python benchmarks/quality_budget.py [--resolution 32] [--minutes 10,20,45] [--presets fast32 ...]
-                                        [--data ../shared/data/celeba_subset] [--n 2000] [--out runs/quality-budget]
+                                        [--references canonical recipe] [--data ../shared/data/celeba_subset]
+                                        [--n 2000] [--out runs/quality-budget]
 
 Recipes, one after another on an idle machine:
 - `canonical`: pytorch/examples' DCGAN loop (train_speed.py's faithful copy: PIL decoding every epoch, fp32);
@@ -37,6 +38,7 @@ from facegen.config import load_config  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_subset"
 MEMORISATION_SAMPLES = 1000
+REFERENCES = ("canonical", "recipe")
 
 
 def facegen_cli() -> list[str]:
@@ -45,6 +47,15 @@ def facegen_cli() -> list[str]:
 
 def snapshot_dir(out: Path, recipe: str, minutes: float) -> Path:
     return out / "snapshots" / f"{recipe}-{minutes:g}min"
+
+
+def describe(info: dict) -> str:
+    return f"{info['date']}  {info['cpu']}, {info['cores']} cores, avx512_bf16: {info['avx512_bf16']}, torch {info['torch']}"
+
+
+def record_machine(folder: Path) -> None:
+    """Which CPU trained a snapshot: a table may join snapshots trained in different sessions."""
+    (folder / "machine.json").write_text(json.dumps(machine()))
 
 
 def run_canonical(data: Path, resolution: int, marks: list[float], out: Path) -> None:
@@ -69,6 +80,7 @@ def run_canonical(data: Path, resolution: int, marks: list[float], out: Path) ->
             ckpt.save(folder / "checkpoints" / f"ckpt-{step:07d}.safetensors",
                       ckpt.Checkpoint("dcgan", architecture, {"G": G.state_dict(), "D": D.state_dict()}, state))
             (folder / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+            record_machine(folder)
             print(f"canonical: {step} steps in {trained / 60:.1f} min -> {folder}", flush=True)
             if not pending:
                 return
@@ -87,6 +99,7 @@ def run_facegen(name: str, preset: str, extra: list[str], data: Path, marks: lis
         newest = ckpt.latest(run)
         shutil.copy2(newest, folder / "checkpoints" / newest.name)
         shutil.copy2(run / "config.json", folder / "config.json")
+        record_machine(folder)
         print(f"{name}: {ckpt.read_state(newest)['step']} steps at {minutes:g} min -> {folder}", flush=True)
 
 
@@ -108,20 +121,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=int, default=32, choices=(32, 64))
     parser.add_argument("--minutes", default="10,20,45", help="time marks, comma-separated (default 10,20,45)")
-    parser.add_argument("--presets", nargs="*", default=[], help="facegen presets to run beside the two references")
+    parser.add_argument("--presets", nargs="*", default=[], help="facegen presets to run beside the references")
+    parser.add_argument("--references", nargs="*", default=list(REFERENCES), choices=REFERENCES,
+                        help="which references to train and score (default both; a run split over sessions names some)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--n", type=int, default=2000, help="samples per evaluation (default 2000)")
     parser.add_argument("--out", type=Path, default=Path("runs/quality-budget"))
     args = parser.parse_args()
     marks = sorted(float(m) for m in args.minutes.split(","))
     R = args.resolution
-    recipes = {"recipe": (f"dcgan{R}", ["--set", "train.ema=0.999", "--set", "data.diffaugment=color,translation"]),
+    recipes = {**({"recipe": (f"dcgan{R}", ["--set", "train.ema=0.999", "--set", "data.diffaugment=color,translation"])}
+                  if "recipe" in args.references else {}),
                **{preset: (preset, []) for preset in args.presets}}
-    info = machine()
-    print(f"{info['date']}  {info['cpu']}, {info['cores']} cores, avx512_bf16: {info['avx512_bf16']}, torch {info['torch']}", flush=True)
+    print(describe(machine()), flush=True)
 
     # Train: each recipe alone on the machine, marks saved as snapshots (skipped when already there).
-    if not all(ckpt.latest(snapshot_dir(args.out, "canonical", m)) for m in marks):
+    if "canonical" in args.references and not all(ckpt.latest(snapshot_dir(args.out, "canonical", m)) for m in marks):
         run_canonical(args.data, R, marks, args.out)
     for name, (preset, extra) in recipes.items():
         if not all(ckpt.latest(snapshot_dir(args.out, name, m)) for m in marks):
@@ -137,7 +152,7 @@ def main() -> None:
     feats = {split: torch.from_numpy(extractor.features(np.asarray(dataset.images[dataset.split_indices(split)]), progress=False)).double()
              for split in ("train", "holdout")}
     rows = []
-    for name in ["canonical", *recipes]:
+    for name in [*(["canonical"] if "canonical" in args.references else []), *recipes]:
         for minutes in marks:
             folder = snapshot_dir(args.out, name, minutes)
             if not (folder / "eval.json").is_file():
@@ -149,10 +164,14 @@ def main() -> None:
             rows.append({"recipe": name, "minutes": minutes, "steps": state["step"],
                          "img_per_s": state["step"] * batch / state["train_seconds"],
                          **{k: result.get(k) for k in ("fid", "kid", "kid_std", "precision", "recall")},
-                         "memorisation": memorisation(folder, feats["train"], feats["holdout"], extractor)})
+                         "memorisation": memorisation(folder, feats["train"], feats["holdout"], extractor),
+                         "trained_on": describe(json.loads((folder / "machine.json").read_text()))})
             print(json.dumps(rows[-1]), flush=True)
 
-    lines = [f"{info['cpu']}, {info['cores']} cores, avx512_bf16: {info['avx512_bf16']}; {R} px; {args.n} samples vs the held-out split",
+    machines = {r["trained_on"]: [] for r in rows}
+    for r in rows:
+        machines[r["trained_on"]].append(f"{r['recipe']} {r['minutes']:g}")
+    lines = [f"{R} px; {args.n} samples vs the held-out split; trained on:", *(f"- {m}: {', '.join(names)}" for m, names in machines.items()),
              "", "| recipe | minutes | steps | img/s | FID | KID | precision | recall | memorisation |", "| --- " * 9 + "|"]
     lines += [f"| {r['recipe']} | {r['minutes']:g} | {r['steps']} | {r['img_per_s']:.0f} | {r['fid']:.1f} | {r['kid']:.4f} ± {r['kid_std']:.4f} "
               f"| {r['precision']:.3f} | {r['recall']:.3f} | {r['memorisation']:.2f} |" for r in rows]
