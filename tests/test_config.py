@@ -42,6 +42,7 @@ def test_set_overrides_parse_by_field_type():
     ("model.z_dist=cauchy", "model.z_dist = 'cauchy' is not valid; choose one of: normal, uniform"),
     ("train.betas_d=[0.5]", "train.betas_d expects a list of 2 numbers"),
     ("train.lr_d=-1", "train.lr_d = -1.0 must be > 0"),
+    ("train.lr_decay=1.5", "train.lr_decay = 1.5 must be a fraction of the budget in [0, 1]"),
     ("lr_d=1", "must look like section.key=value"),
 ])
 def test_bad_settings_name_the_problem(override, message):

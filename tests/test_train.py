@@ -7,7 +7,7 @@ from conftest import write_cifar10, write_mnist
 from facegen import checkpoint as ckpt
 from facegen.config import load_config, preset_names
 from facegen.sample import recompute_batchnorm
-from facegen.train import train
+from facegen.train import lr_factor, train
 
 TINY = ["model.base_channels=4", "train.batch_size=4", "data.split=all"]
 
@@ -143,6 +143,16 @@ def test_previews_end_epochs_only_when_epochs_are_longer_than_preview_every(prev
     overrides = [f"data.source={celeba_dir}", *TINY, "train.steps=13", f"train.preview_every={preview_every}"]
     out = train(load_config("dcgan32", overrides=overrides), tmp_path / "run", progress=False)
     assert sorted(int(p.stem.split("-")[1]) for p in (out / "previews").glob("step-*.png")) == expected
+
+
+def test_lr_decay_falls_linearly_to_zero_over_the_last_fraction_of_the_budget(celeba_dir, tmp_path):
+    assert [lr_factor(p, 0.5) for p in (0.0, 0.5, 0.75, 1.0)] == [1.0, 1.0, 0.5, 0.0] and lr_factor(0.9, 0.0) == 1.0
+    overrides = [f"data.source={celeba_dir}", *TINY, "train.steps=10", "train.log_every=1", "train.lr_decay=0.5", "train.lr_g=1e-3"]
+    out = train(load_config("dcgan32", overrides=overrides), tmp_path / "run", progress=False)
+    factors = [json.loads(line)["lr_factor"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert factors == pytest.approx([1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2, 0])  # after step s, for step s + 1
+    group = ckpt.load(out).state["optimizers"]["G"]["param_groups"][0]
+    assert group["initial_lr"] == 1e-3 and group["lr"] == pytest.approx(0.2e-3)  # the rate of the last step, 9 of 10
 
 
 def test_wall_clock_budget_stops_cleanly_and_counts_across_resumes(celeba_dir, tmp_path, capsys):

@@ -123,6 +123,7 @@ class TrainConfig:
     epochs: int = 5  # passes over the split; ignored when steps is set
     steps: int | None = None  # total optimizer steps of D; overrides epochs
     minutes: float | None = None  # wall-clock budget of training (summed over resumes); stops at whichever of this and steps/epochs comes first
+    lr_decay: float = 0.0  # over this last fraction of the budget (steps or minutes, whichever ends first) both learning rates fall linearly to 0; 0 = constant
     lr_d: float = 2e-4  # Radford et al.
     lr_g: float = 2e-4  # Radford et al.
     betas_d: tuple[float, float] = (0.5, 0.999)  # beta1 0.5 steadies training (Radford et al.)
@@ -161,6 +162,8 @@ class TrainConfig:
         _positive("train.ema_bn_batches", self.ema_bn_batches, allow_zero=True)
         if self.ema_bn_batches and not self.ema:
             raise ValueError("train.ema_bn_batches recomputes the EMA generator's statistics; set train.ema too, e.g. 0.999")
+        if not 0.0 <= self.lr_decay <= 1.0:
+            raise ValueError(f"train.lr_decay = {self.lr_decay} must be a fraction of the budget in [0, 1], e.g. 0.3 (0 keeps the learning rates)")
         _positive("train.lr_d", self.lr_d)
         _positive("train.lr_g", self.lr_g)
         for name in ("betas_d", "betas_g"):

@@ -38,11 +38,15 @@ class World:
 
     def any(self, flag: bool) -> bool:
         """True on every rank when it is true on one, so that all ranks stop at the same step."""
+        return bool(self.max(float(flag)))
+
+    def max(self, value: float) -> float:
+        """The largest of the ranks' values, on every rank (their clocks differ a little)."""
         if self.size == 1:
-            return flag
-        value = torch.tensor([float(flag)], device=self.device if self.device.startswith("cuda") else "cpu")
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return bool(value.item())
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.startswith("cuda") else "cpu")
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return tensor.item()
 
     def close(self) -> None:
         """Leave the process group together: a rank tearing gloo down while rank 0 still writes its last

@@ -44,6 +44,13 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.copy_(b)
 
 
+def lr_factor(progress: float, decay: float) -> float:
+    """The learning rates' multiplier when `progress` (0 to 1) of the budget is spent: 1, then over the last
+    `decay` of it a straight line to 0. Budgeted training (Li et al. 2020) finds such a decay to zero worth
+    much of a longer run; it anneals what the last steps add, where an EMA only averages it."""
+    return 1.0 if decay == 0 else min(1.0, max(0.0, (1.0 - progress) / decay))
+
+
 def load_run_config(run_dir: Path) -> Config:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
@@ -115,6 +122,9 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
             adam.load_state_dict(state.state["optimizers"][role])
         torch.set_rng_state(state.state["rng"]["torch"])
         start, seconds_before = state.state["step"], state.state.get("train_seconds", 0.0)
+    for adam in opt.adam.values():  # the rate before any decay (and after any rollbacks), saved with Adam's state
+        for group in adam.param_groups:
+            group.setdefault("initial_lr", group["lr"])
     if cfg.train.sync_batchnorm and world.size > 1:  # BatchNorm statistics over the global batch
         nets = {role: nn.SyncBatchNorm.convert_sync_batchnorm(net) for role, net in nets.items()}
     nets = {role: world.wrap(net) for role, net in nets.items()}
@@ -206,6 +216,7 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
             adam.load_state_dict(last_good["adam"][role])
             for group in adam.param_groups:
                 group["lr"] *= cfg.train.nan_lr_factor
+                group["initial_lr"] *= cfg.train.nan_lr_factor
         torch.set_rng_state(last_good["rng"])
         record = {"step": last_good["step"], "rollback_from": failed_step, "retry": rollbacks,
                   "lr_d": opt.adam["D"].param_groups[0]["lr"] if "D" in opt.adam else None, "lr_g": opt.adam["G"].param_groups[0]["lr"]}
@@ -221,9 +232,21 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
     bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", disable=not (progress and world.is_main))
     images_per_step = cfg.train.batch_size * world.size
     t_start = t_log = time.perf_counter()
-    step, done = start, start >= total_steps or seconds_before >= budget_s
+
+    def spent() -> float:
+        """The fraction of the budget behind us: steps or the clock, whichever is further; ranks agree on the clock."""
+        clock = world.max((seconds_before + time.perf_counter() - t_start) / budget_s) if budget_s < float("inf") else 0.0
+        return max(step / total_steps, clock)
+
+    step = start
+    progress = spent()
+    done = progress >= 1.0
     try:
         while not done:
+            if cfg.train.lr_decay:
+                for adam in opt.adam.values():
+                    for group in adam.param_groups:
+                        group["lr"] = group["initial_lr"] * lr_factor(progress, cfg.train.lr_decay)
             noise.manual_seed(step_seed(cfg.train.seed, step, world.rank))
             x_real = to_float(loader.batch(step).to(runtime.device, non_blocking=True))
             ctx = steps.StepContext(
@@ -242,15 +265,17 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
                 continue
             step += 1
             bar.update()
-            # Stop at the step budget or the wall-clock budget, whichever comes first; ranks agree on the clock.
-            done = step >= total_steps or (budget_s < float("inf") and world.any(seconds_before + time.perf_counter() - t_start >= budget_s))
+            # Stop at the step budget or the wall-clock budget, whichever comes first.
+            progress = spent()
+            done = progress >= 1.0
 
             # Log.
             if step % cfg.train.log_every == 0 or done:
                 now = time.perf_counter()
                 record = {"step": step, "epoch": step / loader.steps_per_epoch,
                           **{k: round(v.item(), 5) for k, v in stats.items()},
-                          "img_per_s": round(images_per_step * (step - max(start, step - cfg.train.log_every)) / (now - t_log), 1)}
+                          "img_per_s": round(images_per_step * (step - max(start, step - cfg.train.log_every)) / (now - t_log), 1),
+                          **({"lr_factor": round(lr_factor(progress, cfg.train.lr_decay), 4)} if cfg.train.lr_decay else {})}
                 t_log = now
                 if world.is_main:
                     with open(metrics_path, "a") as f:
