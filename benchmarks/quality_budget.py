@@ -9,8 +9,7 @@ Recipes, one after another on an idle machine:
 - `recipe`: facegen's dcganR + EMA 0.999 + DiffAugment color,translation (issue 10's table);
 - every preset named with --presets.
 Each recipe trains until the first time mark, is snapshotted, and goes on to the next (facegen's runs are
-resumed with a larger --minutes: the budget counts training time only, previews and checkpoints included);
-a preset whose learning rates decay over its budget (train.lr_decay) trains afresh to each mark.
+resumed with a larger --minutes: the budget counts training time only, previews and checkpoints included).
 A snapshot is a run folder (config.json + one checkpoint), so `facegen evaluate` scores it against the
 held-out identities (FID, KID, precision/recall of --n samples) and `facegen compare` shows grids from
 the same seeds. Memorisation: the median Inception distance from a sample to its nearest training image,
@@ -89,17 +88,12 @@ def run_canonical(data: Path, resolution: int, marks: list[float], out: Path) ->
 
 
 def run_facegen(name: str, preset: str, extra: list[str], data: Path, marks: list[float], out: Path) -> None:
-    """`facegen train` to each mark in turn (a resumed run keeps its clock), copying the newest checkpoint at each.
-    A recipe whose learning rates decay over its budget (train.lr_decay) trains afresh for each mark instead:
-    its 10-minute snapshot is what `--minutes 10` gives, not the middle of a 45-minute run."""
-    decays = load_config(preset, overrides=extra[1::2]).train.lr_decay > 0  # extra is --set k=v pairs
+    """`facegen train` to each mark in turn (a resumed run keeps its clock), copying the newest checkpoint at each."""
+    run = out / "runs" / name
+    shutil.rmtree(run, ignore_errors=True)
     for i, minutes in enumerate(marks):
-        run = out / "runs" / (f"{name}-{minutes:g}min" if decays else name)
-        fresh = decays or i == 0
-        command = ([*facegen_cli(), "train", "--preset", preset, "--data", str(data), *extra, "--epochs", "100000"] if fresh
+        command = ([*facegen_cli(), "train", "--preset", preset, "--data", str(data), *extra, "--epochs", "100000"] if i == 0
                    else [*facegen_cli(), "train", "--resume"])
-        if fresh:
-            shutil.rmtree(run, ignore_errors=True)
         subprocess.run([*command, "--minutes", str(minutes), "--out", str(run), "--quiet"], check=True)
         folder = snapshot_dir(out, name, minutes)
         (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
