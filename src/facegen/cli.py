@@ -159,7 +159,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"demo finished in {time.perf_counter() - started:.0f} s. Look at:\n"
           f"  {grid}  final 8x8 grid of new faces\n  {out / 'previews'}/  grids of fixed noise, about one per epoch\n"
           f"  {out / 'training.png'}  losses and D outputs\n"
-          f"Then train on real faces: facegen train --preset dcgan32 --data ../shared/data/celeba_subset")
+          f"Then train on real faces: facegen train --preset fast32 --data ../shared/data/celeba_subset")
 
 
 def _extractor(args: argparse.Namespace):
