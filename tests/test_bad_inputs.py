@@ -32,6 +32,7 @@ CASES = [
     ("train: unknown reconstruction loss", ["train", "--preset", "vae64", "--set", "loss.recon=ssim"], "loss.recon"),
     ("train: a config file that is not TOML", ["train", "--config", "settings.jpg"], "is not a TOML file (.toml)"),
     ("train: broken TOML", ["train", "--config", "broken.toml"], "is not valid TOML"),
+    ("train: a config file extending an unknown preset", ["train", "--config", "mine.toml"], "extends unknown preset 'fast99'; available presets:"),
     ("train: zero budget", ["train", "--minutes", "0"], "train.minutes = 0.0 must be > 0"),
     ("train: --resume of a folder without checkpoints", ["train", "--resume", "--out", "empty"], "is not a facegen run"),
     ("train: --resume with new settings", ["train", "--resume", "--out", RUN, "--set", "train.lr_d=1"], "--resume continues a run with its saved config"),
@@ -92,6 +93,7 @@ def test_a_bad_input_is_one_line_exit_2_and_writes_nothing(case, argv, message, 
     (tmp_path / "corrupt.zip").write_bytes(b"PK\x03\x04 not really a zip")
     (tmp_path / "settings.jpg").write_bytes(b"")
     (tmp_path / "broken.toml").write_text("[train\nlr_g = ")
+    (tmp_path / "mine.toml").write_text('extends = "fast99"\n')
     (tmp_path / "notes.txt").write_text("not a photo")
     (tmp_path / "notes.safetensors").write_text("not a checkpoint")
     gan, vae = runs

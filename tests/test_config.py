@@ -1,6 +1,8 @@
+import dataclasses
+
 import pytest
 
-from facegen.config import Config, config_from_dict, load_config, preset_names
+from facegen.config import Config, config_from_dict, load_config, preset_names, with_base_preset
 
 
 def test_defaults_are_the_canonical_recipe():
@@ -70,3 +72,34 @@ def test_config_file(tmp_path):
         load_config(path=path)
     with pytest.raises(ValueError, match="does not exist"):
         load_config(path=tmp_path / "absent.toml")
+
+
+def test_a_preset_extends_another_and_names_only_what_it_changes():
+    fast32, fast64, demo = load_config("fast32"), load_config("fast64"), load_config("demo")
+    assert (fast64.data.resolution, fast64.train.batch_size) == (64, 32)
+    assert dataclasses.replace(fast64.train, batch_size=64) == fast32.train and fast64.model == fast32.model
+    assert demo.data.source == "synthetic:10000" and demo.train.minutes == 2.75 and demo.train.lr_g == fast32.train.lr_g == 5e-4
+    assert load_config("vae64").data.crop == 140 and load_config("vae64").model == load_config("vae-anime64").model
+
+
+def test_a_config_file_can_extend_a_preset(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('extends = "fast32"\n[train]\nlr_g = 1e-3\n')
+    cfg = load_config(path=path, overrides=["train.minutes=3"])
+    assert (cfg.train.lr_g, cfg.train.lr_d, cfg.train.ema, cfg.train.minutes, cfg.model.base_channels) == (1e-3, 5e-4, 0.999, 3.0, 32)
+
+
+@pytest.mark.parametrize("base, message", [
+    ("fast99", "config file mine.toml extends unknown preset 'fast99'; available presets: "),
+    (3, "config file mine.toml: extends = 3 must name one preset"),
+])
+def test_bad_extends_names_the_problem(base, message):
+    with pytest.raises(ValueError) as err:
+        with_base_preset({"extends": base}, "config file mine.toml")
+    assert message in str(err.value)
+
+
+def test_presets_cannot_extend_in_a_cycle():
+    # As if fast32 said `extends = "demo"`: demo extends fast32, which is already on the way.
+    with pytest.raises(ValueError, match=r"preset 'demo' extends 'fast32', which leads back to it \(fast32 -> demo -> fast32\)"):
+        with_base_preset({"extends": "demo"}, "preset 'fast32'", ("fast32",))

@@ -116,8 +116,8 @@ def test_attribute_files(text, csv):
 
 # TOML presets and config files: any text in a .toml file.
 TOML_LIKE = st.one_of(ANY, st.lists(st.tuples(st.sampled_from(["[data]", "[model]", "[train]", "[loss]", "[nope]", ""]),
-                                              st.sampled_from(["resolution", "z_dim", "lr_g", "kind", "beta", "x"]),
-                                              st.sampled_from(["64", "33", "-1", "\"bce\"", "1e-4", "true", "[1, 2]", "\"", "nan", "inf"])),
+                                              st.sampled_from(["resolution", "z_dim", "lr_g", "kind", "beta", "x", "extends"]),
+                                              st.sampled_from(["64", "33", "-1", "\"bce\"", "1e-4", "true", "[1, 2]", "\"", "nan", "inf", "\"fast32\"", "\"demo\""])),
                                     max_size=4).map(lambda lines: "\n".join(f"{h}\n{k} = {v}" for h, k, v in lines)))
 
 

@@ -216,11 +216,33 @@ def preset_names() -> list[str]:
     return sorted(p.name.removesuffix(".toml") for p in resources.files("facegen.presets").iterdir() if p.name.endswith(".toml"))
 
 
-def read_preset(name: str) -> dict[str, Any]:
+def read_preset(name: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
     path = resources.files("facegen.presets") / f"{name}.toml"
     if not path.is_file():
         raise ValueError(f"unknown preset {name!r}; available presets: {', '.join(preset_names())}")
-    return tomllib.loads(path.read_text())
+    return with_base_preset(tomllib.loads(path.read_text()), f"preset {name!r}", (*chain, name))
+
+
+def with_base_preset(tree: dict[str, Any], origin: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`extends = "fast32"` at the top of a preset or TOML file: that preset's settings, then this file's, key by key.
+
+    One recipe lives in one file; its variants (fast64, the demo, a user's own tweaks) name only what they change.
+    """
+    tree = dict(tree)
+    base = tree.pop("extends", None)
+    if base is None:
+        return tree
+    if not isinstance(base, str):
+        raise ValueError(f"{origin}: extends = {base!r} must name one preset, e.g. extends = \"fast32\"")
+    if base in chain:
+        raise ValueError(f"{origin} extends {base!r}, which leads back to it ({' -> '.join((*chain, base))}); break the cycle")
+    if base not in preset_names():
+        raise ValueError(f"{origin} extends unknown preset {base!r}; available presets: {', '.join(preset_names())}")
+    merged = read_preset(base, chain)
+    for section, values in tree.items():
+        below = merged.get(section)
+        merged[section] = {**below, **values} if isinstance(below, dict) and isinstance(values, dict) else values
+    return merged
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -239,7 +261,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"config file {path} is not valid {path.suffix.lstrip('.').upper()}: {err}") from None
     if not isinstance(tree, dict):
         raise ValueError(f"config file {path} holds a {type(tree).__name__}, not a table of sections like a run's config.json")
-    return tree
+    return with_base_preset(tree, f"config file {path}")
 
 
 def parse_override(text: str) -> tuple[str, str, str]:
