@@ -69,7 +69,7 @@ class JPEGFolder(torch.utils.data.Dataset):
         image = image.resize(size, Image.Resampling.BILINEAR)
         left, top = int(round((size[0] - r) / 2.0)), int(round((size[1] - r) / 2.0))
         image = image.crop((left, top, left + r, top + r))
-        x = torch.from_numpy(np.asarray(image)).permute(2, 0, 1).contiguous().float().div(255)  # (3, R, R) in [0, 1]
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous().float().div(255)  # a writable copy, as ToTensor makes
         return x.sub_(0.5).div_(0.5), 0
 
 
