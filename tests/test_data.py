@@ -405,6 +405,22 @@ def test_steps_per_epoch_counts_full_batches_on_every_rank(n, batch_size, world_
     assert loader.steps_per_epoch == steps
 
 
+def test_mirroring_flips_a_seeded_half_of_each_batch_and_leaves_the_cache_alone():
+    images = np.random.default_rng(0).integers(0, 256, (64, 4, 4, 3), dtype=np.uint8)
+    cache = images.copy()
+    plain = BatchLoader(images, np.arange(64), 32, seed=5)
+    mirrored, again = (BatchLoader(images, np.arange(64), 32, seed=5, mirror=True) for _ in range(2))
+    flipped = 0
+    for step in range(6):
+        a, b = plain.batch(step).numpy(), mirrored.batch(step).numpy()
+        same = [np.array_equal(x, y) for x, y in zip(a, b)]
+        assert all(s or np.array_equal(x[:, ::-1], y) for s, x, y in zip(same, a, b))  # each image as it is or x-flipped
+        flipped += len(same) - sum(same)
+        np.testing.assert_array_equal(b, again.batch(step).numpy())  # a resumed run flips the same faces
+    assert 0.35 < flipped / (6 * 32) < 0.65
+    np.testing.assert_array_equal(images, cache)
+
+
 def test_too_few_images_for_one_batch_is_an_error():
     with pytest.raises(ValueError, match="batch"):
         BatchLoader(_numbered_images(7), np.arange(7), 4, seed=0, world_size=2)

@@ -22,6 +22,14 @@ def test_depth_and_channels_follow_the_resolution():
     assert Generator(56).net[0][1].kernel_size == (7, 7)  # 56 px grows from a 7x7 base
 
 
+def test_discriminator_can_be_narrower_than_the_generator():
+    nets = models.build("dcgan", resolution=32, base_channels=8, d_base_channels=4)
+    assert [m.out_channels for m in nets["D"].modules() if isinstance(m, torch.nn.Conv2d)] == [4, 8, 16, 1]
+    assert [m.out_channels for m in nets["G"].modules() if isinstance(m, torch.nn.ConvTranspose2d)] == [32, 16, 8, 3]
+    same = models.build("dcgan", resolution=32, base_channels=8)["D"]
+    assert [m.out_channels for m in same.modules() if isinstance(m, torch.nn.Conv2d)] == [8, 16, 32, 1]  # None: G's widths
+
+
 def test_dense_variant_projects_to_base_by_base_by_1024_with_dropout():
     G = Generator(56, base_channels=256, dense=True, dropout=0.5, g_activation="leaky_relu")
     assert isinstance(G.net[0][0], torch.nn.Linear) and G.net[0][0].out_features == 7 * 7 * 1024

@@ -47,6 +47,7 @@ class DataConfig:
     split: str = "train"  # train on all but the held-out 10 %, which evaluation keeps unseen
     cache_dir: str | None = None  # None: $FACEGEN_CACHE, else ~/.cache/facegen
     diffaugment: str = ""  # DiffAugment policy for D's inputs (Zhao et al. 2020), e.g. "color,translation,cutout"
+    mirror: bool = False  # x-flip a random half of each real batch (StyleGAN2-ADA's --mirror): twice the faces to learn from
 
     def __post_init__(self) -> None:
         from facegen.augment import parse_policy
@@ -66,6 +67,7 @@ class ModelConfig:
     z_dim: int | None = None  # None: the family's default, 100 for GANs (Radford et al.), 128 for VAEs
     z_dist: str = "normal"  # normal N(0, 1) or uniform U(-1, 1), the paper's choice
     base_channels: int = 64  # channels of G's last and D's first block, doubled per level (ngf = ndf = 64)
+    d_base_channels: int | None = None  # dcgan: D's own first-block width (D costs about 70 % of a step); None = base_channels
     g_activation: str = "relu"  # the paper's G; the 56 px report uses leaky_relu
     dense: bool = False  # the 56 px report: dense projection of z in G and a dense head in D
     dropout: float = 0.0  # Dropout after every block of both nets; 0.5 in the 56 px report
@@ -78,6 +80,8 @@ class ModelConfig:
             _positive("model.z_dim", self.z_dim)
         _choice("model.z_dist", self.z_dist, Z_DISTS)
         _positive("model.base_channels", self.base_channels)
+        if self.d_base_channels is not None:
+            _positive("model.d_base_channels", self.d_base_channels)
         _choice("model.g_activation", self.g_activation, ACTIVATIONS)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout = {self.dropout} must be in [0, 1)")
@@ -201,7 +205,7 @@ GANS = ("dcgan", "msggan", "vaegan")  # the families with a discriminator
 # Settings that only some families use: a non-default value for another family is an error, not silently ignored.
 FAMILY_ONLY: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "z_dist"): ("dcgan", "msggan"), ("model", "dense"): ("dcgan", "msggan"), ("model", "dropout"): ("dcgan", "msggan"),
-    ("model", "spectral_norm"): GANS, ("model", "feature_layer"): ("vaegan",),
+    ("model", "spectral_norm"): GANS, ("model", "feature_layer"): ("vaegan",), ("model", "d_base_channels"): ("dcgan",),
     ("loss", "kind"): GANS, ("loss", "label_noise"): GANS,
     ("loss", "instance_noise"): ("dcgan", "msggan"), ("loss", "instance_noise_anneal_steps"): ("dcgan", "msggan"),
     ("loss", "recon"): VAE_FAMILIES, ("loss", "beta"): VAE_FAMILIES, ("loss", "kl_warmup_steps"): VAE_FAMILIES,

@@ -89,7 +89,7 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
     if world.is_main:
         world.barrier()
     loader = BatchLoader(dataset.images, dataset.split_indices(cfg.data.split), cfg.train.batch_size,
-                         cfg.train.seed, world.rank, world.size)
+                         cfg.train.seed, world.rank, world.size, cfg.data.mirror)
     total_steps = cfg.train.steps or cfg.train.epochs * loader.steps_per_epoch
     budget_s = cfg.train.minutes * 60 if cfg.train.minutes else float("inf")
 

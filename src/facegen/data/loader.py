@@ -1,7 +1,8 @@
 """Shuffled batches straight from the uint8 cache: no per-item Dataset, no PIL, no worker processes.
 
 Batch `step` is a pure function of (seed, step, rank), so a resumed run sees exactly the batches
-the uninterrupted run would have seen, and each DDP rank sees its own shard.
+the uninterrupted run would have seen, and each DDP rank sees its own shard. That holds for the
+optional mirroring too: which faces of a batch are flipped is drawn from the same three numbers.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import numpy as np
 import torch
 
 
+MIRROR_STREAM = 1  # keeps the mirroring draws apart from the epoch permutations, which are seeded with [seed, epoch]
+
+
 class BatchLoader:
     def __init__(self, images: np.ndarray, indices: np.ndarray, batch_size: int, seed: int,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, mirror: bool = False) -> None:
         self.images, self.indices, self.batch_size = images, np.asarray(indices), batch_size
-        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.seed, self.rank, self.world_size, self.mirror = seed, rank, world_size, mirror
         self.steps_per_epoch = len(self.indices) // (batch_size * world_size)
         if self.steps_per_epoch == 0:
             raise ValueError(
@@ -31,7 +35,14 @@ class BatchLoader:
         return self._order
 
     def batch(self, step: int) -> torch.Tensor:
-        """uint8 (B, R, R, 3) for a global step; sorted indices make memory-mapped reads sequential."""
+        """uint8 (B, R, R, 3) for a global step; sorted indices make memory-mapped reads sequential.
+
+        With `mirror`, each image is flipped left to right with probability 1/2 (StyleGAN2-ADA's x-flips).
+        """
         epoch, i = divmod(step, self.steps_per_epoch)
         chosen = np.sort(self.epoch_order(epoch)[i * self.batch_size : (i + 1) * self.batch_size])
-        return torch.from_numpy(self.images[chosen])
+        batch = self.images[chosen]  # fancy indexing copies, so flipping in place leaves the cache alone
+        if self.mirror:
+            flip = np.random.default_rng([self.seed, step, self.rank, MIRROR_STREAM]).random(len(batch)) < 0.5
+            batch[flip] = batch[flip, :, ::-1]
+        return torch.from_numpy(batch)

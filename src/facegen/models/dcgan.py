@@ -128,8 +128,9 @@ def build(
     dense: bool = False,
     dropout: float = 0.0,
     spectral_norm: bool = False,
+    d_base_channels: int | None = None,
 ) -> dict[str, nn.Module]:
     return {
         "G": Generator(resolution, z_dim, z_dist, base_channels, g_activation, dense, dropout),
-        "D": Discriminator(resolution, base_channels, dense, dropout, spectral_norm),
+        "D": Discriminator(resolution, d_base_channels or base_channels, dense, dropout, spectral_norm),
     }
