@@ -165,6 +165,26 @@ def test_photos_are_encoded_or_projected_with_their_error(gan_run, vae_run, face
         assert code == 0 and f"photos found by {how}" in out and "PSNR" in out
 
 
+def test_edits_of_held_out_faces_start_from_their_encodings(vae_run, capsys, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "vae"  # a copy: the directions made here stay out of the shared run
+    shutil.copytree(vae_run, run_dir)
+    assert run(capsys, "directions", str(run_dir), "--from-seeds", "Up=1,2,3")[0] == 0
+    code, out, _ = run(capsys, "edit", str(run_dir), "--holdout", "3", "--add", "Up=1", "--out", str(tmp_path / "e"))
+    assert code == 0 and "3 photos found by encoder mean" in out
+    record = json.loads((tmp_path / "e" / "edit.json").read_text())
+    assert record["faces"] == "the first 3 held-out faces" and len(record["photos"]["psnr"]) == 3
+    dataset = latent.open_model(run_dir).checkpoint.dataset(progress=False)
+    held_out = dataset.images[dataset.split_indices("holdout")[:3]]
+    grid = np.asarray(Image.open(tmp_path / "e" / "edits.png").convert("RGB"))  # a row per face: original, encoded, edited
+    for row, face in enumerate(held_out):  # 32 px tiles, 2 px apart
+        top = 2 + row * 34
+        np.testing.assert_array_equal(grid[top : top + 32, 2:34], face)
+    code, _, err = run(capsys, "edit", str(run_dir), "--holdout", "0", "--add", "Up=1", "--out", str(tmp_path / "f"))
+    assert code == 2 and "at least one held-out face" in err
+
+
 def test_projection_finds_a_latent_the_generator_made(gan_run):
     model = latent.open_model(gan_run)
     target_z = model.z_of_seeds([5])

@@ -9,9 +9,18 @@ import time
 from pathlib import Path
 
 
-def cmd_reconstruct(args: argparse.Namespace) -> None:
+def _holdout_faces(checkpoint, n: int, progress: bool = True) -> tuple:
+    """uint8 (n, R, R, 3): the first n held-out faces of the run's own data (unseen in training), and their names."""
     import numpy as np
 
+    if n < 1:
+        raise ValueError(f"--holdout {n}: ask for at least one held-out face, e.g. --holdout 16")
+    dataset = checkpoint.dataset(progress=progress)
+    indices = dataset.split_indices("holdout")[:n]
+    return np.asarray(dataset.images[indices]), [f"held-out #{i}" for i in indices]
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> None:
     from facegen.checkpoint import load_autoencoder
     from facegen.data import load_photos
     from facegen.encoding import mse_psnr, pairs_grid, reconstruct
@@ -22,11 +31,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
         names = list(args.images)
         originals = load_photos(names, checkpoint.architecture["resolution"], checkpoint.state["config"]["data"]["crop"])
     else:
-        if args.holdout < 1:
-            raise ValueError(f"--holdout {args.holdout}: ask for at least one held-out face, e.g. --holdout 16")
-        dataset = checkpoint.dataset(progress=not args.quiet)
-        indices = dataset.split_indices("holdout")[: args.holdout]
-        originals, names = np.asarray(dataset.images[indices]), [f"held-out #{i}" for i in indices]
+        originals, names = _holdout_faces(checkpoint, args.holdout, progress=not args.quiet)
     reconstructions = reconstruct(E, G, originals)
     mse, psnr = mse_psnr(originals, reconstructions)
     for name, m, p in zip(names, mse, psnr):
@@ -64,14 +69,15 @@ def _number(text: str, flag: str) -> float:
 
 
 def _latents_of(model, args: argparse.Namespace):
-    """(z, images shown as 'originals', photo report or None): from --seeds, or --images (encoded or projected)."""
+    """(z, images shown as 'originals', photo report or None): from --seeds, or from photos (--images or
+    --holdout), encoded or projected."""
     from facegen import latent
     from facegen.sample import parse_seeds
 
     if args.seeds:
         z = model.z_of_seeds(parse_seeds(args.seeds))
         return z, model.images(z), None
-    photos = latent.load_photos(model, args.images)
+    photos = latent.load_photos(model, args.images) if args.images else _holdout_faces(model.checkpoint, args.holdout)[0]
     z, report = _photo_latents(model, photos, args.refine_steps)
     return z, photos, report
 
@@ -152,7 +158,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
         latent.pick(directions, name)
     out = Path(args.out)
     z, originals, photos = _latents_of(model, args)
-    record: dict = {"run": str(model.run_dir), "checkpoint": model.checkpoint.path.name, "faces": args.seeds or args.images,
+    record: dict = {"run": str(model.run_dir), "checkpoint": model.checkpoint.path.name, "faces": args.seeds or args.images or f"the first {args.holdout} held-out faces",
                     "operations": [], "files": []}
     if photos:
         record["photos"] = photos
@@ -264,6 +270,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     faces = p.add_mutually_exclusive_group(required=True)
     faces.add_argument("--seeds", help="seed list, e.g. 0-7")
     faces.add_argument("--images", nargs="+", help="photos: encoded (VAEs) or projected (GANs)")
+    faces.add_argument("--holdout", type=int, metavar="N", help="the first N held-out faces of the run's data, as photos")
     p.add_argument("--add", action="append", metavar="NAME=STRENGTH", help="add a direction, in units of the labels' spread along it")
     p.add_argument("--remove", action="append", metavar="NAME", help="take a feature out (projection, or past the label boundary)")
     p.add_argument("--margin", type=float, default=1.0, help="with --remove of a label direction: spreads past the boundary (default 1)")
