@@ -24,6 +24,9 @@ PARTS=${PARTS:-A B C}
 ATTRS="Eyeglasses Smiling Wearing_Hat No_Beard"
 SYN_STRENGTH=${SYN_STRENGTH:-3}  # spreads across the boundary (part A)
 SYN_MARGIN=${SYN_MARGIN:-2}      # spreads past the boundary that a removal goes (part A)
+# Part A's edits, each applied alone: add the four drawn attributes, then remove them (No_Beard +S removes a beard).
+SYN_EDITS=(--add Eyeglasses=$SYN_STRENGTH --add Smiling=$SYN_STRENGTH --add Wearing_Hat=$SYN_STRENGTH --add No_Beard=-$SYN_STRENGTH
+           --remove Eyeglasses --remove Smiling --remove Wearing_Hat --add No_Beard=$SYN_STRENGTH --margin "$SYN_MARGIN")
 mkdir -p "$OUT"
 
 # A. Synthetic ground truth: both models get the same wall-clock budget, the judge enough epochs to read
@@ -43,9 +46,7 @@ for family in dcgan32 vae32; do
   [ -f "$OUT/synth-$family/edits/edit.json" ] && continue
   if [ $family = dcgan32 ]; then labels=(--judge "$JUDGE32" --n 4000); else labels=(--n 9000); fi
   $FACEGEN directions "$OUT/synth-$family" --from-labels $ATTRS "${labels[@]}" --condition Male $ATTRS --quiet
-  $FACEGEN edit "$OUT/synth-$family" --seeds 0-199 --add Eyeglasses=$SYN_STRENGTH --add Smiling=$SYN_STRENGTH \
-    --add Wearing_Hat=$SYN_STRENGTH --add No_Beard=-$SYN_STRENGTH --remove Eyeglasses --remove Smiling --remove Wearing_Hat \
-    --add No_Beard=$SYN_STRENGTH --margin "$SYN_MARGIN" --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits"
+  $FACEGEN edit "$OUT/synth-$family" --seeds 0-199 "${SYN_EDITS[@]}" --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits"
 done
 # A synthetic beard exists only on men (its odds are zero for women), so adding one to a woman cannot flip it without
 # making her a man: the beard edits again on the first 200 seeds the judge calls male.
@@ -63,11 +64,9 @@ PY
   $FACEGEN edit "$OUT/synth-$family" --seeds "$MEN" --add No_Beard=-$SYN_STRENGTH --add No_Beard=$SYN_STRENGTH \
     --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits-men"
 done
-# The VAE's prior samples are blurrier than its reconstructions, too blurry for the judge to see a drawn hat or beard
-# appear: its edits again on the first 200 held-out faces, each encoded (the encoder's mean) and edited from there.
-[ -f "$OUT/synth-vae32/edits-holdout/edit.json" ] || $FACEGEN edit "$OUT/synth-vae32" --holdout 200 \
-  --add Eyeglasses=$SYN_STRENGTH --add Smiling=$SYN_STRENGTH --add Wearing_Hat=$SYN_STRENGTH --add No_Beard=-$SYN_STRENGTH \
-  --remove Eyeglasses --remove Smiling --remove Wearing_Hat --add No_Beard=$SYN_STRENGTH --margin "$SYN_MARGIN" \
+# The VAE's edits again on the first 200 held-out faces, each encoded (the encoder's mean) and edited from there:
+# its reconstructions are sharper than its prior samples, which tests whether blur hid drawn hats and beards from the judge.
+[ -f "$OUT/synth-vae32/edits-holdout/edit.json" ] || $FACEGEN edit "$OUT/synth-vae32" --holdout 200 "${SYN_EDITS[@]}" \
   --score --judge "$JUDGE32" --out "$OUT/synth-vae32/edits-holdout"
 $PYTHON - "$OUT" <<'PY'
 import json, sys
