@@ -149,12 +149,27 @@ def test_label_directions_for_a_gan_use_the_judge_and_edits_are_scored(gan_run, 
         latent.directions_from_labels(model, ["Male"], judge_dir, n=200, progress=False)
 
 
-def test_an_encoder_models_spread_counts_the_posterior_noise():
-    rng = np.random.default_rng(0)
-    means, vector = rng.normal(0, 0.3, (500, 4)), np.array([0.6, 0.8, 0.0, 0.0])
-    variance = np.full((500, 4), 0.8)  # what the decoder sees along any unit vector: the means' spread plus 0.8
-    assert latent.spread_along(means, vector, variance) == pytest.approx(((means @ vector).var() + 0.8) ** 0.5)
-    assert latent.spread_along(means, vector) == pytest.approx((means @ vector).std())
+def test_an_encoder_models_boundary_is_fitted_to_posterior_draws_not_means(vae_run, monkeypatch):
+    """Dimension 1 is one a VAE leaves at the prior: its means separate the labels exactly but sit deep inside
+    the posterior noise, which the decoder ignores. Dimension 0 carries the attribute in the means the noise
+    leaves alone. Fitted to draws from the posterior, the boundary leans on dimension 0; fitted to the means
+    (the old way), it leaned on dimension 1 and edits along it changed nothing."""
+    import facegen.encoding
+
+    model = latent.open_model(vae_run)
+    dataset = model.checkpoint.dataset(progress=False)
+    smiling = dataset.labels[dataset.spread_indices("train", 4000), dataset.attr_names.index("Smiling")] > 0
+    assert 0 < smiling.sum() < len(smiling)
+    sign = np.where(smiling, 0.5, -0.5)
+    active = sign + np.random.default_rng(1).normal(0, 0.3, len(sign))
+    means = np.stack([active, sign], axis=1).astype(np.float32)
+    logvar = np.stack([np.full(len(sign), -8.0), np.zeros(len(sign))], axis=1).astype(np.float32)
+    monkeypatch.setattr(facegen.encoding, "posterior", lambda E, images: (means, logvar))
+    direction = latent.directions_from_labels(model, ["Smiling"], progress=False)["Smiling"]
+    assert abs(direction.vector[0]) > 2 * abs(direction.vector[1])
+    fitted_to_means, _, _ = latent.fit_boundary(means, smiling)
+    assert abs(fitted_to_means[1]) > abs(fitted_to_means[0])  # what the old way leaned on
+    assert "posterior draws" in direction.source and direction.spread > (means @ direction.vector.numpy()).std()
 
 
 def test_photos_are_encoded_or_projected_with_their_error(gan_run, vae_run, faces, capsys, tmp_path):
