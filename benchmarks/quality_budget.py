@@ -7,7 +7,8 @@
 Recipes, one after another on an idle machine:
 - `canonical`: pytorch/examples' DCGAN loop (train_speed.py's faithful copy: PIL decoding every epoch, fp32);
 - `recipe`: facegen's dcganR + EMA 0.999 + DiffAugment color,translation (issue 10's table);
-- every preset named with --presets.
+- every preset named with --presets, optionally with overrides joined by "+" (`fast32+model.base_channels=48`),
+  which names a variant without a preset file of its own.
 Each recipe trains until the first time mark, is snapshotted, and goes on to the next (facegen's runs are
 resumed with a larger --minutes: the budget counts training time only, previews and checkpoints included).
 A snapshot is a run folder (config.json + one checkpoint), so `facegen evaluate` scores it against the
@@ -103,6 +104,12 @@ def run_facegen(name: str, preset: str, extra: list[str], data: Path, marks: lis
         print(f"{name}: {ckpt.read_state(newest)['step']} steps at {minutes:g} min -> {folder}", flush=True)
 
 
+def preset_with_overrides(spec: str) -> tuple[str, list[str]]:
+    """`fast32+model.base_channels=48+data.mirror=true` -> ("fast32", ["--set", "model.base_channels=48", ...])."""
+    preset, *overrides = spec.split("+")
+    return preset, [arg for override in overrides for arg in ("--set", override)]
+
+
 def memorisation(folder: Path, train_feats: torch.Tensor, holdout_feats: torch.Tensor, extractor) -> float:
     """Median nearest-training-image distance of samples over that of held-out faces (Inception features)."""
     from facegen.checkpoint import load_generator
@@ -117,11 +124,20 @@ def memorisation(folder: Path, train_feats: torch.Tensor, holdout_feats: torch.T
     return float(nearest(samples).median() / nearest(holdout_feats).median())
 
 
+def cached_memorisation(folder: Path, train_feats: torch.Tensor, holdout_feats: torch.Tensor, extractor) -> float:
+    """Kept beside eval.json: a rerun that adds a recipe does not spend ~80 s per old snapshot again."""
+    path = folder / "memorisation.json"
+    if not path.is_file():
+        path.write_text(json.dumps({"memorisation": memorisation(folder, train_feats, holdout_feats, extractor)}))
+    return json.loads(path.read_text())["memorisation"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=int, default=32, choices=(32, 64))
     parser.add_argument("--minutes", default="10,20,45", help="time marks, comma-separated (default 10,20,45)")
-    parser.add_argument("--presets", nargs="*", default=[], help="facegen presets to run beside the references")
+    parser.add_argument("--presets", nargs="*", default=[],
+                        help="facegen presets to run beside the references; PRESET+KEY=VALUE+... adds overrides")
     parser.add_argument("--references", nargs="*", default=list(REFERENCES), choices=REFERENCES,
                         help="which references to train and score (default both; a run split over sessions names some)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -132,7 +148,7 @@ def main() -> None:
     R = args.resolution
     recipes = {**({"recipe": (f"dcgan{R}", ["--set", "train.ema=0.999", "--set", "data.diffaugment=color,translation"])}
                   if "recipe" in args.references else {}),
-               **{preset: (preset, []) for preset in args.presets}}
+               **{spec: preset_with_overrides(spec) for spec in args.presets}}
     print(describe(machine()), flush=True)
 
     # Train: each recipe alone on the machine, marks saved as snapshots (skipped when already there).
@@ -165,7 +181,7 @@ def main() -> None:
             rows.append({"recipe": name, "minutes": minutes, "steps": state["step"],
                          "img_per_s": state["step"] * batch / state["train_seconds"],
                          **{k: result.get(k) for k in ("fid", "kid", "kid_std", "precision", "recall")},
-                         "memorisation": memorisation(folder, feats["train"], feats["holdout"], extractor),
+                         "memorisation": cached_memorisation(folder, feats["train"], feats["holdout"], extractor),
                          "trained_on": describe(json.loads((folder / "machine.json").read_text()))})
             print(json.dumps(rows[-1]), flush=True)
 
