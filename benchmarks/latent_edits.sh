@@ -8,6 +8,7 @@
 #      removal by projection) on a DCGAN trained long enough to draw glasses;
 #   C. 100 held-out CelebA photos through the VAE, the VAE-GAN, DCGAN projection and encoder-started projection.
 #   [PARTS="A B C"] EYEGLASSES_SEEDS=... bash benchmarks/latent_edits.sh [OUT]       (default OUT: runs/latent)
+#   Part A alone for one family, with other conditions: PARTS=A FAMILIES=vae32 SYN_CONDITION="Male ..." bash ...
 # Part B's hand-picked seeds come from EYEGLASSES_SEEDS; without it part B ends after writing a grid of
 # the judge's 48 likeliest candidates (candidates-eyeglasses.png, seeds in candidates-eyeglasses.txt)
 # for a person to pick from, as the report did.
@@ -22,6 +23,8 @@ VAEGAN_STEPS=${VAEGAN_STEPS:-1300} # runs do not depend on what else the machine
 DCGAN32_STEPS=${DCGAN32_STEPS:-4000}  # about 15 minutes: the 600-step 64 px DCGAN draws glasses on 1 face in 500
 PARTS=${PARTS:-A B C}
 ATTRS="Eyeglasses Smiling Wearing_Hat No_Beard"
+FAMILIES=${FAMILIES:-dcgan32 vae32}  # part A's models
+SYN_CONDITION=${SYN_CONDITION:-Male $ATTRS}  # what each direction is made orthogonal to (part A)
 SYN_STRENGTH=${SYN_STRENGTH:-3}  # spreads across the boundary (part A)
 SYN_MARGIN=${SYN_MARGIN:-2}      # spreads past the boundary that a removal goes (part A)
 # Part A's edits, each applied alone: add the four drawn attributes, then remove them (No_Beard +S removes a beard).
@@ -36,21 +39,31 @@ SYN=synthetic:10000
 SYN_MINUTES=${SYN_MINUTES:-10}
 JUDGE32="$OUT/judge-synth32-e10"
 [ -f "$JUDGE32/judge.safetensors" ] || $FACEGEN judge train "$SYN" --resolution 32 --epochs 10 --out "$JUDGE32" --quiet
-[ -f "$OUT/synth-dcgan32/checkpoints/done" ] || { rm -rf "$OUT/synth-dcgan32"; $FACEGEN train --preset fast32 --data "$SYN" \
-  --minutes "$SYN_MINUTES" --out "$OUT/synth-dcgan32" --quiet && touch "$OUT/synth-dcgan32/checkpoints/done"; }
-[ -f "$OUT/synth-vae32/checkpoints/done" ] || { rm -rf "$OUT/synth-vae32"; $FACEGEN train --preset vae64 --data "$SYN" \
-  --set data.resolution=32 --set data.crop=none --minutes "$SYN_MINUTES" --epochs 1000 --out "$OUT/synth-vae32" --quiet \
-  && touch "$OUT/synth-vae32/checkpoints/done"; }
+# A model is trained once and marked done; a run with checkpoints but no mark (stopped, or made by hand) is never deleted.
+train_once() {  # RUN TRAIN_ARGS...
+  local run=$1; shift
+  [ -f "$run/checkpoints/done" ] && return 0
+  if compgen -G "$run/checkpoints/ckpt-*" > /dev/null; then
+    echo "$run has checkpoints but no done mark: continue it (facegen train --resume --out $run) or keep it as it is," \
+      "then touch $run/checkpoints/done; or move it away to train afresh" >&2
+    exit 1
+  fi
+  rm -rf "$run"
+  $FACEGEN train "$@" --out "$run" --quiet && touch "$run/checkpoints/done"
+}
+[[ " $FAMILIES " != *" dcgan32 "* ]] || train_once "$OUT/synth-dcgan32" --preset fast32 --data "$SYN" --minutes "$SYN_MINUTES"
+[[ " $FAMILIES " != *" vae32 "* ]] || train_once "$OUT/synth-vae32" --preset vae64 --data "$SYN" --set data.resolution=32 \
+  --set data.crop=none --minutes "$SYN_MINUTES" --epochs 1000
 # Directions and scored edits, once per family (the DCGAN's from judge-labelled samples, the VAE's from encoded faces).
-for family in dcgan32 vae32; do
+for family in $FAMILIES; do
   [ -f "$OUT/synth-$family/edits/edit.json" ] && continue
   if [ $family = dcgan32 ]; then labels=(--judge "$JUDGE32" --n 4000); else labels=(--n 9000); fi
-  $FACEGEN directions "$OUT/synth-$family" --from-labels $ATTRS "${labels[@]}" --condition Male $ATTRS --quiet
+  $FACEGEN directions "$OUT/synth-$family" --from-labels $ATTRS "${labels[@]}" --condition $SYN_CONDITION --quiet
   $FACEGEN edit "$OUT/synth-$family" --seeds 0-199 "${SYN_EDITS[@]}" --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits"
 done
 # A synthetic beard exists only on men (its odds are zero for women), so adding one to a woman cannot flip it without
 # making her a man: the beard edits again on the first 200 seeds the judge calls male.
-for family in dcgan32 vae32; do
+for family in $FAMILIES; do
   [ -f "$OUT/synth-$family/edits-men/edit.json" ] && continue
   MEN=$($PYTHON - "$OUT/synth-$family" "$JUDGE32" <<'PY'
 import sys
@@ -66,15 +79,15 @@ PY
 done
 # The VAE's edits again on the first 200 held-out faces, each encoded (the encoder's mean) and edited from there:
 # its reconstructions are sharper than its prior samples, which tests whether blur hid drawn hats and beards from the judge.
-[ -f "$OUT/synth-vae32/edits-holdout/edit.json" ] || $FACEGEN edit "$OUT/synth-vae32" --holdout 200 "${SYN_EDITS[@]}" \
+[[ " $FAMILIES " != *" vae32 "* || -f "$OUT/synth-vae32/edits-holdout/edit.json" ]] || $FACEGEN edit "$OUT/synth-vae32" --holdout 200 "${SYN_EDITS[@]}" \
   --score --judge "$JUDGE32" --out "$OUT/synth-vae32/edits-holdout"
-$PYTHON - "$OUT" <<'PY'
+$PYTHON - "$OUT" $FAMILIES <<'PY'
 import json, sys
 from pathlib import Path
 # One table per family: flips among the faces that lacked the target; side effects over every attribute the judge
 # trusts, and over the drawn attributes the issue names (the other three edited ones and Male).
 named = ["Eyeglasses", "Smiling", "Wearing_Hat", "No_Beard", "Male"]
-for family in ("dcgan32", "vae32"):
+for family in sys.argv[2:]:
     print(f"\n{family}\n| edit | flip | others (trusted) | others (named) | Inception cos |\n| --- | --- | --- | --- | --- |")
     men = [dict(op, faces="men") for op in json.load(open(f"{sys.argv[1]}/synth-{family}/edits-men/edit.json"))["operations"]]
     held_out = Path(f"{sys.argv[1]}/synth-{family}/edits-holdout/edit.json")
