@@ -229,6 +229,7 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
     """
     from facegen.encoding import posterior
     from facegen.judge import load_judge, probabilities
+    from facegen.models.vae import reparameterize
 
     wanted = list(dict.fromkeys([*attributes, *conditions]))
     if not attributes:
@@ -238,7 +239,7 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
         _known(wanted, dataset.attr_names, "the run's data")
         indices = dataset.spread_indices("train", n)
         mean, logvar = posterior(model.E, np.asarray(dataset.images[indices]))
-        z = mean + np.exp(0.5 * logvar) * np.random.default_rng(0).standard_normal(mean.shape, dtype=np.float32)
+        z = reparameterize(torch.from_numpy(mean), torch.from_numpy(logvar), torch.Generator().manual_seed(0)).numpy()
         labels = {a: (dataset.labels[indices, dataset.attr_names.index(a)] > 0, np.ones(len(z), bool)) for a in wanted}
         source = f"{len(z)} encoded training faces (posterior draws) with their labels ({dataset.meta['source']})"
     else:
