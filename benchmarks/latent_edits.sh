@@ -25,6 +25,7 @@ PARTS=${PARTS:-A B C}
 ATTRS="Eyeglasses Smiling Wearing_Hat No_Beard"
 FAMILIES=${FAMILIES:-dcgan32 vae32}  # part A's models
 SYN_CONDITION=${SYN_CONDITION:-Male $ATTRS}  # what each direction is made orthogonal to (part A)
+wants() { [[ " $FAMILIES " == *" $1 "* ]]; }  # FAMILY: is it among part A's FAMILIES?
 SYN_STRENGTH=${SYN_STRENGTH:-3}  # spreads across the boundary (part A)
 SYN_MARGIN=${SYN_MARGIN:-2}      # spreads past the boundary that a removal goes (part A)
 # Part A's edits, each applied alone: add the four drawn attributes, then remove them (No_Beard +S removes a beard).
@@ -51,8 +52,8 @@ train_once() {  # RUN TRAIN_ARGS...
   rm -rf "$run"
   $FACEGEN train "$@" --out "$run" --quiet && touch "$run/checkpoints/done"
 }
-[[ " $FAMILIES " != *" dcgan32 "* ]] || train_once "$OUT/synth-dcgan32" --preset fast32 --data "$SYN" --minutes "$SYN_MINUTES"
-[[ " $FAMILIES " != *" vae32 "* ]] || train_once "$OUT/synth-vae32" --preset vae64 --data "$SYN" --set data.resolution=32 \
+! wants dcgan32 || train_once "$OUT/synth-dcgan32" --preset fast32 --data "$SYN" --minutes "$SYN_MINUTES"
+! wants vae32 || train_once "$OUT/synth-vae32" --preset vae64 --data "$SYN" --set data.resolution=32 \
   --set data.crop=none --minutes "$SYN_MINUTES" --epochs 1000
 # Directions and scored edits, once per family (the DCGAN's from judge-labelled samples, the VAE's from encoded faces).
 for family in $FAMILIES; do
@@ -79,7 +80,7 @@ PY
 done
 # The VAE's edits again on the first 200 held-out faces, each encoded (the encoder's mean) and edited from there:
 # its reconstructions are sharper than its prior samples, which tests whether blur hid drawn hats and beards from the judge.
-[[ " $FAMILIES " != *" vae32 "* || -f "$OUT/synth-vae32/edits-holdout/edit.json" ]] || $FACEGEN edit "$OUT/synth-vae32" --holdout 200 "${SYN_EDITS[@]}" \
+! wants vae32 || [ -f "$OUT/synth-vae32/edits-holdout/edit.json" ] || $FACEGEN edit "$OUT/synth-vae32" --holdout 200 "${SYN_EDITS[@]}" \
   --score --judge "$JUDGE32" --out "$OUT/synth-vae32/edits-holdout"
 $PYTHON - "$OUT" $FAMILIES <<'PY'
 import json, sys
