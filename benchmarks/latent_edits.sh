@@ -28,9 +28,10 @@ SYN_CONDITION=${SYN_CONDITION:-Male $ATTRS}  # what each direction is made ortho
 wants() { [[ " $FAMILIES " == *" $1 "* ]]; }  # FAMILY: is it among part A's FAMILIES?
 SYN_STRENGTH=${SYN_STRENGTH:-3}  # spreads across the boundary (part A)
 SYN_MARGIN=${SYN_MARGIN:-2}      # spreads past the boundary that a removal goes (part A)
-# Part A's edits, each applied alone: add the four drawn attributes, then remove them (No_Beard +S removes a beard).
+# Part A's edits, each applied alone: add the four drawn attributes, then remove them (--make No_Beard=yes moves
+# only the bearded faces, as --remove moves only the faces with a feature).
 SYN_EDITS=(--add Eyeglasses=$SYN_STRENGTH --add Smiling=$SYN_STRENGTH --add Wearing_Hat=$SYN_STRENGTH --add No_Beard=-$SYN_STRENGTH
-           --remove Eyeglasses --remove Smiling --remove Wearing_Hat --add No_Beard=$SYN_STRENGTH --margin "$SYN_MARGIN")
+           --remove Eyeglasses --remove Smiling --remove Wearing_Hat --make No_Beard=yes --margin "$SYN_MARGIN")
 mkdir -p "$OUT"
 
 # A. Synthetic ground truth: both models get the same wall-clock budget, the judge enough epochs to read
@@ -75,7 +76,7 @@ male = predict(judge, model.images(model.z_of_seeds(range(1000))))[:, judge.attr
 print(",".join(map(str, male.nonzero()[0][:200])))
 PY
 )
-  $FACEGEN edit "$OUT/synth-$family" --seeds "$MEN" --add No_Beard=-$SYN_STRENGTH --add No_Beard=$SYN_STRENGTH \
+  $FACEGEN edit "$OUT/synth-$family" --seeds "$MEN" --add No_Beard=-$SYN_STRENGTH --make No_Beard=yes --margin "$SYN_MARGIN" \
     --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits-men"
 done
 # The VAE's edits again on the first 200 held-out faces, each encoded (the encoder's mean) and edited from there:
@@ -85,8 +86,8 @@ done
 $PYTHON - "$OUT" $FAMILIES <<'PY'
 import json, sys
 from pathlib import Path
-# One table per family: flips among the faces that lacked the target; side effects over every attribute the judge
-# trusts, and over the drawn attributes the issue names (the other three edited ones and Male).
+# One table per family: flips among the faces that lacked the target; side effects among the faces the edit moved,
+# over every attribute the judge trusts, and over the drawn attributes the issue names (the other three edited ones and Male).
 named = ["Eyeglasses", "Smiling", "Wearing_Hat", "No_Beard", "Male"]
 for family in sys.argv[2:]:
     print(f"\n{family}\n| edit | flip | others (trusted) | others (named) | Inception cos |\n| --- | --- | --- | --- | --- |")
@@ -97,9 +98,10 @@ for family in sys.argv[2:]:
         s = op["score"]
         each = s["others_changed_each"]
         mine = [each[a] for a in named if a in each]
-        label = f"{op['op']} {op['direction']}" + (f" {op['strength']:+g}" if op["strength"] is not None else "") + (f" ({op['faces']})" if "faces" in op else "")
+        setting = f" {op['strength']:+g}" if op.get("strength") is not None else f"={'yes' if op['present'] else 'no'}" if "present" in op else ""
+        label = f"{op['op']} {op['direction']}{setting}" + (f" ({op['faces']})" if "faces" in op else "")
         flip = "-" if s["flip_rate"] is None else f"{100 * s['flip_rate']:.1f} % of {s['n_needed']}"
-        print(f"| {label} | {flip} | {100 * s['others_changed']:.1f} % | {100 * sum(mine) / len(mine):.1f} % | {s['inception_cosine']:.3f} |")
+        print(f"| {label} | {flip} | {100 * s['others_changed']:.1f} % of {s.get('n_moved', s['n'])} | {100 * sum(mine) / len(mine):.1f} % | {s['inception_cosine']:.3f} |")
 PY
 fi
 

@@ -53,6 +53,19 @@ def test_removal_by_projection_leaves_no_component_and_label_removal_lands_on_th
     assert torch.allclose((latent.add(z, boundary, 1.5) - z) @ e, torch.full((5,), 3.0), atol=1e-5)  # units of spread
 
 
+def test_make_moves_only_the_faces_on_the_wrong_side_to_the_margin():
+    e = torch.nn.functional.normalize(torch.randn(8), dim=0)
+    z = torch.randn(50, 8)
+    d = latent.Direction("y", e, "labels", 10, "test", spread=0.5, offset=0.2)
+    distance = lambda w: (w @ e + 0.2) / 0.5  # in spreads
+    made, far_enough = latent.make(z, d, present=True, margin=1.0), distance(z) >= 1.0
+    assert torch.allclose(distance(made), torch.clamp(distance(z), min=1.0), atol=1e-5)
+    assert 0 < far_enough.sum() < 50 and torch.equal(made[far_enough], z[far_enough])  # those already there do not move
+    assert torch.equal(latent.make(z, d, present=False, margin=1.0), latent.remove(z, d, margin=1.0))
+    with pytest.raises(ValueError, match="only label directions have a boundary"):
+        latent.make(z, latent.Direction("x", e, "seeds", 3, "seeds 1,2,3"), present=True)
+
+
 def test_conditioned_edits_cross_the_attributes_own_boundary_and_leave_the_condition_alone():
     normal, other = torch.nn.functional.normalize(torch.randn(2, 12), dim=1)
     vector = latent.condition(normal, [other])
@@ -103,6 +116,8 @@ def test_edit_errors_are_one_line(gan_run, vae_run, capsys, tmp_path):
         ([str(vae_run), "--seeds", "0-1", "--add", "Smiling=1"], "has no directions"),
         ([str(gan_run), "--seeds", "0-1", "--add", "Sunglasses=lots"], "'lots' is not a number"),
         ([str(gan_run), "--seeds", "0-1"], "edit needs something to do"),
+        ([str(gan_run), "--seeds", "0-1", "--make", "Sunglasses=maybe"], "'maybe' is not yes or no"),
+        ([str(gan_run), "--seeds", "0-1", "--make", "Sunglasses=no"], "only label directions (--from-labels) have a boundary"),
     ]
     (tmp_path / "notes.txt").write_text("not a face")
     cases.append(([str(gan_run), "--images", str(tmp_path / "notes.txt"), "--add", "Sunglasses=1"], "is not an image Pillow can read"))
@@ -139,11 +154,15 @@ def test_label_directions_for_a_gan_use_the_judge_and_edits_are_scored(gan_run, 
     made = latent.directions_from_labels(model, ["Male"], judge_dir, n=200, tail=0.0, progress=False)
     latent.save_directions(gan_run, {**latent.load_directions(gan_run, required=False), **made})
     assert "judge" in made["Male"].source and made["Male"].n == 200
-    code, out, _ = run(capsys, "edit", str(gan_run), "--seeds", "0-7", "--add", "Male=3", "--score", "--judge", str(judge_dir),
-                       "--out", str(tmp_path / "scored"))
+    code, out, _ = run(capsys, "edit", str(gan_run), "--seeds", "0-7", "--add", "Male=3", "--make", "Male=no", "--score",
+                       "--judge", str(judge_dir), "--out", str(tmp_path / "scored"))
     assert code == 0 and "Inception cosine" in out
-    score = json.loads((tmp_path / "scored" / "edit.json").read_text())["operations"][0]["score"]
-    assert 0 <= score["flip_rate"] <= 1 and -1 <= score["inception_cosine"] <= 1
+    added, made = json.loads((tmp_path / "scored" / "edit.json").read_text())["operations"]
+    assert 0 <= added["score"]["flip_rate"] <= 1 and -1 <= added["score"]["inception_cosine"] <= 1
+    # Side effects count only the faces an edit moved: all of them for --add, those short of the margin for --make.
+    z, d = model.z_of_seeds(range(8)), latent.load_directions(gan_run)["Male"]
+    short = int(((z @ d.boundary_normal() + d.offset) / d.spread > -1.0).sum())
+    assert added["score"]["n_moved"] == 8 and made["present"] is False and made["score"]["n_moved"] == short
     monkeypatch.setattr(facegen.judge, "probabilities", lambda judge, images, batch_size=256: np.ones((len(images), len(judge.attr_names))))
     with pytest.raises(ValueError, match="^Male: all 200 labelled latents are positive"):
         latent.directions_from_labels(model, ["Male"], judge_dir, n=200, progress=False)

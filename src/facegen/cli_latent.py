@@ -68,6 +68,13 @@ def _number(text: str, flag: str) -> float:
     return value
 
 
+def _yes_no(text: str, flag: str) -> bool:
+    answers = {"yes": True, "true": True, "no": False, "false": False}
+    if text.lower() not in answers:
+        raise ValueError(f"{flag}: {text!r} is not yes or no; e.g. --make No_Beard=yes")
+    return answers[text.lower()]
+
+
 def _latents_of(model, args: argparse.Namespace):
     """(z, images shown as 'originals', photo report or None): from --seeds, or from photos (--images or
     --holdout), encoded or projected."""
@@ -144,18 +151,22 @@ def cmd_edit(args: argparse.Namespace) -> None:
     from facegen.images import make_grid, save_image
 
     # Every number is read before any work, so that a typo never leaves half the outputs behind.
-    added = [_parse_named(t, "--add") for t in args.add or []]
+    added, made = ([_parse_named(t, flag) for t in texts or []] for flag, texts in (("--add", args.add), ("--make", args.make)))
     operations = [("add", name, _number(value, f"--add {name}")) for name, value in added] + \
-        [("remove", name, None) for name in args.remove or []]
+        [("remove", name, None) for name in args.remove or []] + \
+        [("make", name, _yes_no(value, f"--make {name}")) for name, value in made]
     if not (operations or args.walk or args.mean_of):
-        raise ValueError("edit needs something to do: --add NAME=STRENGTH, --remove NAME, --walk NAME or --mean-of NAME")
+        raise ValueError("edit needs something to do: --add NAME=STRENGTH, --remove NAME, --make NAME=yes|no, "
+                         "--walk NAME or --mean-of NAME")
     walk_range = [_number(v, "--range") for v in _parse_range(args.range)] if args.walk else None
     if args.walk and args.steps < 2:
         raise ValueError(f"--steps {args.steps}: a walk needs at least 2 strengths, e.g. --steps 7")
     model = latent.open_model(args.run)
     directions = latent.load_directions(model.run_dir)
-    for _, name, _ in operations:
-        latent.pick(directions, name)
+    for kind, name, _ in operations:
+        if kind == "make" and latent.pick(directions, name).method != "labels":
+            raise ValueError(f"--make {name}: that direction was made by {directions[name].method}, and only label "
+                             "directions (--from-labels) have a boundary to cross; use --add or --remove for it")
     out = Path(args.out)
     z, originals, photos = _latents_of(model, args)
     record: dict = {"run": str(model.run_dir), "checkpoint": model.checkpoint.path.name, "faces": args.seeds or args.images or f"the first {args.holdout} held-out faces",
@@ -174,13 +185,21 @@ def cmd_edit(args: argparse.Namespace) -> None:
         judge, judge_checkpoint = load_judge(args.judge)
         trusted, extractor = latent.trusted_attributes(judge_checkpoint), FeatureExtractor()
         start_features = extractor.features(start, progress=False)  # once for every scored edit
-    for kind, name, strength in operations:
+    for kind, name, value in operations:
         direction = latent.pick(directions, name)
-        edited = model.images(latent.add(z, direction, strength) if kind == "add" else latent.remove(z, direction, args.margin))
+        if kind == "add":
+            z_edited, target = latent.add(z, direction, value), value > 0
+        elif kind == "remove":
+            z_edited, target = latent.remove(z, direction, args.margin), False
+        else:
+            z_edited, target = latent.make(z, direction, value, args.margin), value
+        edited = model.images(z_edited)
         columns.append(edited)
-        entry = {"op": kind, "direction": name, "strength": strength, "method": direction.method}
+        entry = {"op": kind, "direction": name, "method": direction.method} | \
+            ({"strength": value} if kind == "add" else {"present": value} if kind == "make" else {})
         if judge is not None and name in judge.attr_names:
-            entry["score"] = latent.score_edit(judge, trusted, start, edited, name, target=kind == "add" and strength > 0,
+            moved = (z_edited != z).any(dim=1).numpy()
+            entry["score"] = latent.score_edit(judge, trusted, start, edited, name, target, moved,
                                                extractor=extractor, before_features=start_features)
             scores.append(entry)
         record["operations"].append(entry)
@@ -205,8 +224,9 @@ def cmd_edit(args: argparse.Namespace) -> None:
     for entry in scores:
         s = entry["score"]
         reached = "no face needed it" if s["flip_rate"] is None else f"{100 * s['flip_rate']:.1f} % of {s['n_needed']}"
-        print(f"{entry['op']} {entry['direction']}: {reached} reach {'it' if s['target'] else 'its absence'}, "
-              f"other attributes change in {100 * s['others_changed']:.1f} %, Inception cosine {s.get('inception_cosine', float('nan')):.3f}")
+        print(f"{entry['op']} {entry['direction']}: {reached} reach {'it' if s['target'] else 'its absence'}; of the "
+              f"{s['n_moved']} faces moved, other attributes change in {100 * s['others_changed']:.1f} %, "
+              f"Inception cosine {s.get('inception_cosine', float('nan')):.3f}")
     print(f"wrote {', '.join(record['files'])} and {out / 'edit.json'}")
 
 
@@ -273,7 +293,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     faces.add_argument("--holdout", type=int, metavar="N", help="the first N held-out faces of the run's data, as photos")
     p.add_argument("--add", action="append", metavar="NAME=STRENGTH", help="add a direction, in units of the labels' spread along it")
     p.add_argument("--remove", action="append", metavar="NAME", help="take a feature out (projection, or past the label boundary)")
-    p.add_argument("--margin", type=float, default=1.0, help="with --remove of a label direction: spreads past the boundary (default 1)")
+    p.add_argument("--make", action="append", metavar="NAME=yes|no", help="label directions: move only the faces on the wrong side "
+                   "of the boundary to --margin spreads past it (--make No_Beard=yes takes beards off, and only from bearded faces)")
+    p.add_argument("--margin", type=float, default=1.0, help="with --remove or --make of a label direction: spreads past the boundary (default 1)")
     p.add_argument("--walk", metavar="NAME", help="a grid: rows = faces, columns = strengths")
     p.add_argument("--range", default="-3,3", help="with --walk: LOW,HIGH strengths (default -3,3)")
     p.add_argument("--steps", type=int, default=7, help="with --walk: columns (default 7)")

@@ -328,15 +328,26 @@ def add(z: torch.Tensor, direction: Direction, strength: float) -> torch.Tensor:
     return z + strength * _step_along(direction)
 
 
+def make(z: torch.Tensor, direction: Direction, present: bool, margin: float = 1.0) -> torch.Tensor:
+    """Give every face the attribute (`present`) or its absence, across a label boundary <z, normal> + offset = 0:
+    each latent short of `margin` spreads past it on the asked side moves along the (conditioned) vector to exactly
+    that, so the result is clearly there rather than a coin toss; latents already that far stay where they are.
+    Unlike `add`, it moves only the faces that need it (removing a negatively named feature, No_Beard, is
+    `present=True`)."""
+    if direction.method != "labels":
+        raise ValueError(f"direction {direction.name!r} was made by {direction.method}; only label directions have "
+                         "a boundary to cross (use --add or --remove for it)")
+    sign = 1.0 if present else -1.0
+    distance = sign * (z @ direction.boundary_normal() + direction.offset) / direction.spread  # spreads on the asked side
+    return z + sign * (margin - distance).clamp(min=0)[:, None] * _step_along(direction)
+
+
 def remove(z: torch.Tensor, direction: Direction, margin: float = 1.0) -> torch.Tensor:
-    """Take the feature out. Hand-picked and SeFa directions: the report's projection z - <z, e> e. A label
-    boundary: move each latent on the feature's side along the (conditioned) vector to `margin` spreads past
-    the boundary <z, normal> + offset = 0, so the result is clearly without the feature rather than a coin
-    toss; latents already that far on the other side stay where they are."""
+    """Take the feature out. Hand-picked and SeFa directions: the report's projection z - <z, e> e; a label
+    boundary: `make` the feature absent."""
     if direction.method != "labels":
         return z - (z @ direction.vector)[:, None] * direction.vector
-    distance = (z @ direction.boundary_normal() + direction.offset) / direction.spread  # in spreads
-    return z - (distance + margin).clamp(min=0)[:, None] * _step_along(direction)
+    return make(z, direction, present=False, margin=margin)
 
 
 def walk(z: torch.Tensor, direction: Direction, strengths: Sequence[float]) -> torch.Tensor:
@@ -470,23 +481,27 @@ def trusted_attributes(judge_checkpoint: ckpt.Checkpoint, margin: float = 0.02) 
 
 
 def score_edit(judge: nn.Module, trusted: Sequence[str], before: np.ndarray, after: np.ndarray, attribute: str,
-               target: bool, extractor=None, before_features: np.ndarray | None = None) -> dict:
+               target: bool, moved: np.ndarray, extractor=None, before_features: np.ndarray | None = None) -> dict:
     """How well an edit works: the fraction of faces without the target value that reach it (None when every
-    face already had it); the mean fraction of faces whose other trusted attributes the judge sees change;
-    and, with an Inception extractor, the mean cosine of features before and after (1: otherwise the same face)."""
+    face already had it); among the faces the edit `moved` (a removal leaves faces without the feature alone,
+    and counting them would dilute its side effects), the mean fraction whose other trusted attributes the judge
+    sees change, and, with an Inception extractor, the mean cosine of features before and after (1: otherwise
+    the same face)."""
     from facegen.judge import edit_success, predict
 
     was, now = predict(judge, before), predict(judge, after)  # (N, A)
     needed = was[:, judge.attr_names.index(attribute)] != target
     flipped = edit_success(judge, before, after, attribute, target) if needed.any() else None
-    changed = was != now
+    changed = (was != now)[moved]
     others = [judge.attr_names.index(name) for name in trusted if name != attribute]
+    nothing = float("nan")  # no face moved, or no other attribute to watch
     scores = {"attribute": attribute, "target": target, "flip_rate": flipped, "n": len(before), "n_needed": int(needed.sum()),
-              "others_changed": float(changed[:, others].mean()) if others else float("nan"),
-              "others_changed_each": {judge.attr_names[i]: float(changed[:, i].mean()) for i in others}}
+              "n_moved": int(moved.sum()),
+              "others_changed": float(changed[:, others].mean()) if others and moved.any() else nothing,
+              "others_changed_each": {judge.attr_names[i]: float(changed[:, i].mean()) if moved.any() else nothing for i in others}}
     if extractor is not None:  # before_features: the same faces' features, when several edits of them are scored
         a = before_features if before_features is not None else extractor.features(before, progress=False)
         b = extractor.features(after, progress=False)
         cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-        scores["inception_cosine"] = float(cosine.mean())
+        scores["inception_cosine"] = float(cosine[moved].mean()) if moved.any() else nothing
     return scores
