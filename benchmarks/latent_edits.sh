@@ -28,10 +28,12 @@ SYN_CONDITION=${SYN_CONDITION:-Male $ATTRS}  # what each direction is made ortho
 wants() { [[ " $FAMILIES " == *" $1 "* ]]; }  # FAMILY: is it among part A's FAMILIES?
 SYN_STRENGTH=${SYN_STRENGTH:-3}  # spreads across the boundary (part A)
 SYN_MARGIN=${SYN_MARGIN:-2}      # spreads past the boundary that a removal goes (part A)
-# Part A's edits, each applied alone: add the four drawn attributes, then remove them (--make No_Beard=yes moves
-# only the bearded faces, as --remove moves only the faces with a feature).
+# Part A's edits, each applied alone: add the four drawn attributes (every face moved by S spreads), remove them (only
+# the faces with the feature moved; --make No_Beard=yes moves only the bearded ones), then add them with --make (only
+# the faces without the feature moved, each to the same margin past the boundary).
 SYN_EDITS=(--add Eyeglasses=$SYN_STRENGTH --add Smiling=$SYN_STRENGTH --add Wearing_Hat=$SYN_STRENGTH --add No_Beard=-$SYN_STRENGTH
-           --remove Eyeglasses --remove Smiling --remove Wearing_Hat --make No_Beard=yes --margin "$SYN_MARGIN")
+           --remove Eyeglasses --remove Smiling --remove Wearing_Hat --make No_Beard=yes
+           --make Eyeglasses=yes --make Smiling=yes --make Wearing_Hat=yes --make No_Beard=no --margin "$SYN_MARGIN")
 mkdir -p "$OUT"
 
 # A. Synthetic ground truth: both models get the same wall-clock budget, the judge enough epochs to read
@@ -76,7 +78,7 @@ male = predict(judge, model.images(model.z_of_seeds(range(1000))))[:, judge.attr
 print(",".join(map(str, male.nonzero()[0][:200])))
 PY
 )
-  $FACEGEN edit "$OUT/synth-$family" --seeds "$MEN" --add No_Beard=-$SYN_STRENGTH --make No_Beard=yes --margin "$SYN_MARGIN" \
+  $FACEGEN edit "$OUT/synth-$family" --seeds "$MEN" --add No_Beard=-$SYN_STRENGTH --make No_Beard=yes --make No_Beard=no --margin "$SYN_MARGIN" \
     --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits-men"
 done
 # The VAE's edits again on the first 200 held-out faces, each encoded (the encoder's mean) and edited from there:
