@@ -163,8 +163,8 @@ def cmd_edit(args: argparse.Namespace) -> None:
         raise ValueError(f"--steps {args.steps}: a walk needs at least 2 strengths, e.g. --steps 7")
     model = latent.open_model(args.run)
     directions = latent.load_directions(model.run_dir)
-    for kind, name, _ in operations:
-        if kind == "make" and latent.pick(directions, name).method != "labels":
+    for kind, name, _ in operations:  # checked before any face is made, like the numbers above
+        if kind == "make" and not latent.pick(directions, name).has_boundary:
             raise ValueError(f"--make {name}: that direction was made by {directions[name].method}, and only label "
                              "directions (--from-labels) have a boundary to cross; use --add or --remove for it")
     out = Path(args.out)

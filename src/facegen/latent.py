@@ -143,6 +143,11 @@ class Direction:
     def describe(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in TENSORS}
 
+    @property
+    def has_boundary(self) -> bool:
+        """Label directions were fitted as a boundary <z, normal> + offset = 0; the others are bare vectors."""
+        return self.method == "labels"
+
     def boundary_normal(self) -> torch.Tensor:
         return self.vector if self.normal is None else self.normal
 
@@ -334,7 +339,7 @@ def make(z: torch.Tensor, direction: Direction, present: bool, margin: float = 1
     that, so the result is clearly there rather than a coin toss; latents already that far stay where they are.
     Unlike `add`, it moves only the faces that need it (removing a negatively named feature, No_Beard, is
     `present=True`)."""
-    if direction.method != "labels":
+    if not direction.has_boundary:
         raise ValueError(f"direction {direction.name!r} was made by {direction.method}; only label directions have "
                          "a boundary to cross (use --add or --remove for it)")
     sign = 1.0 if present else -1.0
@@ -345,7 +350,7 @@ def make(z: torch.Tensor, direction: Direction, present: bool, margin: float = 1
 def remove(z: torch.Tensor, direction: Direction, margin: float = 1.0) -> torch.Tensor:
     """Take the feature out. Hand-picked and SeFa directions: the report's projection z - <z, e> e; a label
     boundary: `make` the feature absent."""
-    if direction.method != "labels":
+    if not direction.has_boundary:
         return z - (z @ direction.vector)[:, None] * direction.vector
     return make(z, direction, present=False, margin=margin)
 
