@@ -89,10 +89,11 @@ $PYTHON - "$OUT" $FAMILIES <<'PY'
 import json, sys
 from pathlib import Path
 # One table per family: flips among the faces that lacked the target; side effects among the faces the edit moved,
-# over every attribute the judge trusts, and over the drawn attributes the issue names (the other three edited ones and Male).
+# over every attribute the judge trusts, and over the drawn attributes the issue names (the other three edited ones and Male);
+# "control": the trusted side effects of moving the same faces as far along random directions.
 named = ["Eyeglasses", "Smiling", "Wearing_Hat", "No_Beard", "Male"]
 for family in sys.argv[2:]:
-    print(f"\n{family}\n| edit | flip | others (trusted) | others (named) | Inception cos |\n| --- | --- | --- | --- | --- |")
+    print(f"\n{family}\n| edit | flip | others (trusted) | control | others (named) | Inception cos |\n| --- | --- | --- | --- | --- | --- |")
     men = [dict(op, faces="men") for op in json.load(open(f"{sys.argv[1]}/synth-{family}/edits-men/edit.json"))["operations"]]
     held_out = Path(f"{sys.argv[1]}/synth-{family}/edits-holdout/edit.json")
     held_out = [dict(op, faces="held-out") for op in json.loads(held_out.read_text())["operations"]] if held_out.is_file() else []
@@ -103,7 +104,8 @@ for family in sys.argv[2:]:
         setting = f" {op['strength']:+g}" if op.get("strength") is not None else f"={'yes' if op['present'] else 'no'}" if "present" in op else ""
         label = f"{op['op']} {op['direction']}{setting}" + (f" ({op['faces']})" if "faces" in op else "")
         flip = "-" if s["flip_rate"] is None else f"{100 * s['flip_rate']:.1f} % of {s['n_needed']}"
-        print(f"| {label} | {flip} | {100 * s['others_changed']:.1f} % of {s.get('n_moved', s['n'])} | {100 * sum(mine) / len(mine):.1f} % | {s['inception_cosine']:.3f} |")
+        control = f"{100 * s['others_changed_control']:.1f} %" if "others_changed_control" in s else "-"
+        print(f"| {label} | {flip} | {100 * s['others_changed']:.1f} % of {s.get('n_moved', s['n'])} | {control} | {100 * sum(mine) / len(mine):.1f} % | {s['inception_cosine']:.3f} |")
 PY
 fi
 

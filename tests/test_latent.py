@@ -66,6 +66,17 @@ def test_make_moves_only_the_faces_on_the_wrong_side_to_the_margin():
         latent.make(z, latent.Direction("x", e, "seeds", 3, "seeds 1,2,3"), present=True)
 
 
+def test_an_edits_control_moves_each_face_as_far_at_random_and_the_same_way_twice():
+    z = torch.randn(6, 8)
+    edited = z.clone()
+    edited[:4] += torch.randn(4, 8) * torch.arange(1.0, 5.0)[:, None]  # the last two faces stay put, like --make's
+    control = latent.random_moves(z, edited)
+    assert torch.allclose((control - z).norm(dim=1), (edited - z).norm(dim=1), atol=1e-5)
+    assert torch.equal(control[4:], z[4:]) and torch.equal(control, latent.random_moves(z, edited))
+    cosines = torch.nn.functional.cosine_similarity(control[:4] - z[:4], edited[:4] - z[:4], dim=1)
+    assert cosines.abs().max() < 0.99  # not the edit's own direction
+
+
 def test_conditioned_edits_cross_the_attributes_own_boundary_and_leave_the_condition_alone():
     normal, other = torch.nn.functional.normalize(torch.randn(2, 12), dim=1)
     vector = latent.condition(normal, [other])
@@ -154,11 +165,13 @@ def test_label_directions_for_a_gan_use_the_judge_and_edits_are_scored(gan_run, 
     made = latent.directions_from_labels(model, ["Male"], judge_dir, n=200, tail=0.0, progress=False)
     latent.save_directions(gan_run, {**latent.load_directions(gan_run, required=False), **made})
     assert "judge" in made["Male"].source and made["Male"].n == 200
+    monkeypatch.setattr(latent, "trusted_attributes", lambda checkpoint: list(checkpoint.state["accuracy"]))  # 1 epoch trusts none
     code, out, _ = run(capsys, "edit", str(gan_run), "--seeds", "0-7", "--add", "Male=3", "--make", "Male=no", "--score",
                        "--judge", str(judge_dir), "--out", str(tmp_path / "scored"))
     assert code == 0 and "Inception cosine" in out
     added, made = json.loads((tmp_path / "scored" / "edit.json").read_text())["operations"]
     assert 0 <= added["score"]["flip_rate"] <= 1 and -1 <= added["score"]["inception_cosine"] <= 1
+    assert 0 <= added["score"]["others_changed_control"] <= 1 and "when moved as far at random" in out
     # Side effects count only the faces an edit moved: all of them for --add, those short of the margin for --make.
     z, d = model.z_of_seeds(range(8)), latent.load_directions(gan_run)["Male"]
     short = int(((z @ d.boundary_normal() + d.offset) / d.spread > -1.0).sum())

@@ -200,7 +200,8 @@ def cmd_edit(args: argparse.Namespace) -> None:
         if judge is not None and name in judge.attr_names:
             moved = (z_edited != z).any(dim=1).numpy()
             entry["score"] = latent.score_edit(judge, trusted, start, edited, name, target, moved,
-                                               extractor=extractor, before_features=start_features)
+                                               extractor=extractor, before_features=start_features,
+                                               control=model.images(latent.random_moves(z, z_edited)))
             scores.append(entry)
         record["operations"].append(entry)
     if operations:
@@ -225,7 +226,8 @@ def cmd_edit(args: argparse.Namespace) -> None:
         s = entry["score"]
         reached = "no face needed it" if s["flip_rate"] is None else f"{100 * s['flip_rate']:.1f} % of {s['n_needed']}"
         print(f"{entry['op']} {entry['direction']}: {reached} reach {'it' if s['target'] else 'its absence'}; of the "
-              f"{s['n_moved']} faces moved, other attributes change in {100 * s['others_changed']:.1f} %, "
+              f"{s['n_moved']} faces moved, other attributes change in {100 * s['others_changed']:.1f} % (in "
+              f"{100 * s['others_changed_control']:.1f} % when moved as far at random), "
               f"Inception cosine {s.get('inception_cosine', float('nan')):.3f}")
     print(f"wrote {', '.join(record['files'])} and {out / 'edit.json'}")
 

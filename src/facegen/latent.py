@@ -355,6 +355,13 @@ def remove(z: torch.Tensor, direction: Direction, margin: float = 1.0) -> torch.
     return make(z, direction, present=False, margin=margin)
 
 
+def random_moves(z: torch.Tensor, z_edited: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """An edit's control: every latent moved exactly as far as the edit moved it, each along a random direction
+    of its own (seeded), so that a score can tell the edit's side effects from those of any move that long."""
+    noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(seed))
+    return z + (z_edited - z).norm(dim=1, keepdim=True) * noise / noise.norm(dim=1, keepdim=True)
+
+
 def walk(z: torch.Tensor, direction: Direction, strengths: Sequence[float]) -> torch.Tensor:
     """(N, z_dim) -> (N * len(strengths), z_dim): row i holds face i at every strength, in order."""
     return torch.stack([add(z, direction, s) for s in strengths], dim=1).reshape(-1, z.shape[1])
@@ -486,12 +493,14 @@ def trusted_attributes(judge_checkpoint: ckpt.Checkpoint, margin: float = 0.02) 
 
 
 def score_edit(judge: nn.Module, trusted: Sequence[str], before: np.ndarray, after: np.ndarray, attribute: str,
-               target: bool, moved: np.ndarray, extractor=None, before_features: np.ndarray | None = None) -> dict:
+               target: bool, moved: np.ndarray, extractor=None, before_features: np.ndarray | None = None,
+               control: np.ndarray | None = None) -> dict:
     """How well an edit works: the fraction of faces without the target value that reach it (None when every
     face already had it); among the faces the edit `moved` (a removal leaves faces without the feature alone,
     and counting them would dilute its side effects), the mean fraction whose other trusted attributes the judge
-    sees change, and, with an Inception extractor, the mean cosine of features before and after (1: otherwise
-    the same face)."""
+    sees change, the same for the `control` images (the faces moved as far along random directions: what any
+    move that long changes), and, with an Inception extractor, the mean cosine of features before and after
+    (1: otherwise the same face)."""
     from facegen.judge import edit_success, predict
 
     was, now = predict(judge, before), predict(judge, after)  # (N, A)
@@ -504,6 +513,9 @@ def score_edit(judge: nn.Module, trusted: Sequence[str], before: np.ndarray, aft
               "n_moved": int(moved.sum()),
               "others_changed": float(changed[:, others].mean()) if others and moved.any() else nothing,
               "others_changed_each": {judge.attr_names[i]: float(changed[:, i].mean()) if moved.any() else nothing for i in others}}
+    if control is not None:
+        changed_by_chance = (was != predict(judge, control))[moved]
+        scores["others_changed_control"] = float(changed_by_chance[:, others].mean()) if others and moved.any() else nothing
     if extractor is not None:  # before_features: the same faces' features, when several edits of them are scored
         a = before_features if before_features is not None else extractor.features(before, progress=False)
         b = extractor.features(after, progress=False)
