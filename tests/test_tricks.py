@@ -63,11 +63,9 @@ class Recorder(nn.Module):
         return self.net(x)
 
 
-def _step(g_steps=1, sigma=0.0, label_noise="none", policy=(), loss=(), step=0, one_stage=False, d_batchnorm=True):
+def _step(g_steps=1, sigma=0.0, label_noise="none", policy=(), loss=(), step=0):
     torch.manual_seed(0)
     nets = models.build("dcgan", resolution=32, base_channels=4)
-    if not d_batchnorm:  # a D that treats every sample on its own
-        nets["D"].net = nn.Sequential(*[nn.Identity() if isinstance(m, nn.BatchNorm2d) else m for m in nets["D"].net])
     G, D = Recorder(nets["G"]), Recorder(nets["D"])
     opt = Optimizers({"D": torch.optim.Adam(D.parameters()), "G": torch.optim.Adam(G.parameters())}, resolve_runtime("cpu", "fp32").grad_scaler())
     steps = {"D": 0, "G": 0}
@@ -77,41 +75,9 @@ def _step(g_steps=1, sigma=0.0, label_noise="none", policy=(), loss=(), step=0, 
     gen = torch.Generator().manual_seed(0)
     ctx = StepContext(load_config(overrides=list(loss)).loss, resolve_runtime("cpu", "fp32"), torch.Generator().manual_seed(1),
                       lambda: torch.randn(4, 100, generator=gen), label_noise=losses.parse_label_noise(label_noise),
-                      g_steps=g_steps, sigma=sigma, policy=policy, step=step, one_stage=one_stage)
+                      g_steps=g_steps, sigma=sigma, policy=policy, step=step)
     gan_step({"G": G, "D": D}, opt, x_real, ctx)
     return G, D, x_real, steps
-
-
-@pytest.mark.parametrize("kind, d_batchnorm", [("bce", False), ("minimax", True)])
-def test_one_stage_gives_g_the_gradient_of_its_own_loss_from_one_d_pass(kind, d_batchnorm):
-    G, D, _, steps = _step(one_stage=True, loss=[f"loss.kind={kind}"], d_batchnorm=d_batchnorm)
-    assert steps == {"D": 1, "G": 1} and len(G.seen) == 1 and len(D.seen) == 2  # no second D pass
-    # The same nets as they were before the step: G's gradient of its own loss against that D, taken directly.
-    torch.manual_seed(0)
-    nets = models.build("dcgan", resolution=32, base_channels=4)
-    if not d_batchnorm:
-        nets["D"].net = nn.Sequential(*[nn.Identity() if isinstance(m, nn.BatchNorm2d) else m for m in nets["D"].net])
-    z = torch.randn(4, 100, generator=torch.Generator().manual_seed(0))
-    expected = torch.autograd.grad(losses.g_loss(nets["D"](nets["G"](z)), kind), list(nets["G"].parameters()))
-    for param, grad in zip(G.parameters(), expected):
-        assert torch.allclose(param.grad, grad, rtol=1e-4, atol=1e-7)
-    assert any(g.abs().max() > 0 for g in expected)
-
-
-def test_one_stage_factor_is_the_ratio_of_the_two_losses_gradients_capped_in_size():
-    logits = torch.tensor([-20.0, 0.0, 3.0], requires_grad=True)
-    g_grad, d_grad = (torch.autograd.grad(loss, logits)[0] for loss in (losses.g_loss(logits), losses.d_loss(torch.zeros(3), logits)))
-    expected, factor = g_grad / d_grad, losses.one_stage_factor(logits)
-    assert torch.allclose(factor[1:], expected[1:]) and factor[0] == -losses.ONE_STAGE_MAX_FACTOR  # -exp(20) capped
-    assert torch.equal(losses.one_stage_factor(logits, "minimax"), -torch.ones(3))
-
-
-def test_one_stage_refuses_the_losses_it_cannot_rescale():
-    for bad in (["loss.kind=hinge"], ["loss.label_noise=beta(1,5)"], ["train.g_steps=2"]):
-        with pytest.raises(ValueError, match="train.one_stage"):
-            load_config("dcgan32", overrides=["train.one_stage=true", *bad])
-    with pytest.raises(ValueError, match="does not apply to model.family = vae"):
-        load_config("vae64", overrides=["train.one_stage=true"])
 
 
 @pytest.mark.parametrize("g_steps", [1, 2, 3])

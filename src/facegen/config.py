@@ -133,7 +133,6 @@ class TrainConfig:
     betas_d: tuple[float, float] = (0.5, 0.999)  # beta1 0.5 steadies training (Radford et al.)
     betas_g: tuple[float, float] = (0.5, 0.999)
     g_steps: int = 1  # G updates per D update; 2 "balances" a too-strong D in the 32 px report
-    one_stage: bool = False  # G's update from D's own backward pass (Shen et al. 2021): no second D pass per step
     ema: float = 0.0  # decay of an exponential moving average of G used for samples (e.g. 0.999); 0 = off
     ema_bn_batches: int = 0  # BatchNorm statistics of the EMA G from this many batches of its own prior samples before each preview, KID and checkpoint; 0 = G's copied
     seed: int = 0  # ties init, shuffling, noise and previews to one number
@@ -190,10 +189,6 @@ class Config:
             if self.model.family not in families and value != FIELD_DEFAULTS[section, name]:
                 raise ValueError(f"{section}.{name} = {value!r} does not apply to model.family = {self.model.family}, only to "
                                  f"{', '.join(families)}; drop the setting or change the family")
-        if self.train.one_stage and (self.loss.kind not in ("bce", "minimax") or parse_label_noise(self.loss.label_noise).kind != "none"
-                                     or self.train.g_steps != 1):
-            raise ValueError("train.one_stage turns D's gradient at each fake into G's, which needs loss.kind bce or minimax, "
-                             "loss.label_noise none and train.g_steps 1; drop one_stage or those settings")
         if self.loss.recon == "dis_feature" and self.model.family != "vaegan":
             raise ValueError("loss.recon = dis_feature needs a discriminator; use model.family=vaegan, or mse, l1 or bce")
         if self.loss.pixel_weight and self.loss.recon != "dis_feature":
@@ -216,7 +211,7 @@ FAMILY_ONLY: dict[tuple[str, str], tuple[str, ...]] = {
     ("loss", "recon"): VAE_FAMILIES, ("loss", "beta"): VAE_FAMILIES, ("loss", "kl_warmup_steps"): VAE_FAMILIES,
     ("loss", "gamma"): ("vaegan",), ("loss", "equilibrium"): ("vaegan",), ("loss", "equilibrium_margin"): ("vaegan",),
     ("loss", "pixel_weight"): ("vaegan",), ("loss", "r1_gamma"): ("dcgan", "msggan"), ("loss", "r1_every"): ("dcgan", "msggan"),
-    ("train", "g_steps"): ("dcgan", "msggan"), ("train", "one_stage"): ("dcgan", "msggan"), ("data", "diffaugment"): GANS,
+    ("train", "g_steps"): ("dcgan", "msggan"), ("data", "diffaugment"): GANS,
     ("train", "lr_d"): GANS, ("train", "betas_d"): GANS,
 }
 

@@ -97,20 +97,6 @@ def g_loss(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
-ONE_STAGE_MAX_FACTOR = 1e4  # bce: where D rejects a fake this surely (logit < -9.2), G's gradient from it is scaled less
-
-
-def one_stage_factor(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
-    """Per fake, dL_G/dl over the fake term's dL_D/dl (each loss a mean over the fakes of a function of the fake's
-    own logit), so that D's loss gradient at a fake times this is G's loss gradient at it (Shen et al. 2021,
-    "Training GANs in One Stage"). minimax: exactly -1; bce, non-saturating: (sigmoid(l) - 1) / sigmoid(l) = -exp(-l)."""
-    if kind == "minimax":
-        return -torch.ones_like(fake_logits, dtype=torch.float32)
-    if kind != "bce":
-        raise ValueError(f"one-stage training rescales D's gradient into G's, which needs loss.kind bce or minimax, not {kind!r}")
-    return -(torch.exp(-fake_logits.detach().float()).clamp(max=ONE_STAGE_MAX_FACTOR))
-
-
 def r1_penalty(real_logits: torch.Tensor, inputs: list[torch.Tensor], scale: float = 1.0) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): the squared norm of D's gradient at the real images it saw, summed over
     an image's pixels (and scales) and averaged over the batch. The graph is kept so that D descends it.

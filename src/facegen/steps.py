@@ -47,7 +47,6 @@ class StepContext:
     policy: tuple[str, ...] = ()  # DiffAugment
     sigma: float = 0.0  # instance noise at this step
     g_steps: int = 1
-    one_stage: bool = False  # G's update from D's backward pass (train.one_stage)
 
 
 Images = torch.Tensor | list[torch.Tensor]  # one batch, or MSG-GAN's scales from coarsest to finest
@@ -79,20 +78,8 @@ def _d_stats(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> Stats:
             "acc_real": (real_logits > 0).float().mean(), "acc_fake": (fake_logits < 0).float().mean()}
 
 
-def _rescale_gradient(x: Images, factor: torch.Tensor) -> None:
-    """Multiply the gradient that reaches each sample of `x` (every scale of a pyramid) by its factor on the way back."""
-    for scale in x if isinstance(x, list) else [x]:
-        scale.register_hook(lambda grad: (grad * factor.view(-1, *[1] * (grad.dim() - 1))).to(grad.dtype))
-
-
 def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, ctx: StepContext) -> Stats:
-    """DCGAN and MSG-GAN: one D update, then g_steps G updates (Goodfellow et al. Alg. 1).
-
-    One-stage (`ctx.one_stage`, Shen et al. 2021): both nets from one forward and one backward pass. The fakes
-    are not detached, and on its way from D's loss back into G each fake's gradient is rescaled to G's loss
-    (`losses.one_stage_factor`), so G descends its own loss against this step's D, before D's update; D's
-    second forward and backward per step are saved. The rescaling is exact when D treats samples
-    independently; D's BatchNorm couples the samples of a batch, so there G's gradient is an approximation."""
+    """DCGAN and MSG-GAN: one D update, then g_steps G updates (Goodfellow et al. Alg. 1)."""
     G, D = nets["G"], nets["D"]
     raw_D = distributed.unwrap(D)
 
@@ -107,7 +94,7 @@ def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, 
         if r1:
             seen_real = _as_leaves(seen_real)
         real_logits = D(seen_real)
-        fake_logits = D(d_view(x_fake if ctx.one_stage else _detach(x_fake), ctx.policy, ctx.sigma, ctx.noise))
+        fake_logits = D(d_view(_detach(x_fake), ctx.policy, ctx.sigma, ctx.noise))
     loss_d = losses.d_loss(real_logits, fake_logits, ctx.loss.kind, ctx.label_noise, ctx.noise)
     regularised = loss_d  # the logged loss_d stays the adversarial one, comparable across steps
     if r1:
@@ -115,16 +102,8 @@ def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, 
         penalty = losses.r1_penalty(real_logits, inputs, opt.scaler.get_scale())  # 1.0 unless fp16 scales
         regularised = loss_d + ctx.loss.r1_gamma / 2 * ctx.loss.r1_every * penalty
     opt.D.zero_grad(set_to_none=True)
-    if ctx.one_stage:
-        _rescale_gradient(x_fake, losses.one_stage_factor(fake_logits, ctx.loss.kind))
-        opt.G.zero_grad(set_to_none=True)
     opt.scaler.scale(regularised).backward()
     opt.scaler.step(opt.D)
-    if ctx.one_stage:
-        opt.scaler.step(opt.G)
-        opt.scaler.update()
-        loss_g = losses.g_loss(fake_logits.detach(), ctx.loss.kind)  # against D before its update
-        return {"loss_d": loss_d.detach(), "loss_g": loss_g, **_d_stats(real_logits, fake_logits)}
 
     # Update G; the first update reuses the fakes D just saw. D is frozen: its weight gradients are
     # not needed (a third of its backward pass saved), and it runs unwrapped so that DDP does not

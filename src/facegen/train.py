@@ -251,7 +251,7 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
             x_real = to_float(loader.batch(step).to(runtime.device, non_blocking=True))
             ctx = steps.StepContext(
                 cfg.loss, runtime, noise, lambda: latents_for_step(cfg.train.batch_size, nets["G"], noise, runtime.device),
-                step=step, label_noise=label_noise, policy=policy, g_steps=cfg.train.g_steps, one_stage=cfg.train.one_stage,
+                step=step, label_noise=label_noise, policy=policy, g_steps=cfg.train.g_steps,
                 sigma=losses.instance_noise_sigma(cfg.loss.instance_noise, step, cfg.loss.instance_noise_anneal_steps),
             )
             stats = update(nets, opt, x_real, ctx)
