@@ -509,13 +509,15 @@ def score_edit(judge: nn.Module, trusted: Sequence[str], before: np.ndarray, aft
     changed = (was != now)[moved]
     others = [judge.attr_names.index(name) for name in trusted if name != attribute]
     nothing = float("nan")  # no face moved, or no other attribute to watch
+
+    def others_changed(changes: np.ndarray) -> float:  # (moved faces, A) -> share of the other trusted attributes changed
+        return float(changes[:, others].mean()) if others and moved.any() else nothing
+
     scores = {"attribute": attribute, "target": target, "flip_rate": flipped, "n": len(before), "n_needed": int(needed.sum()),
-              "n_moved": int(moved.sum()),
-              "others_changed": float(changed[:, others].mean()) if others and moved.any() else nothing,
+              "n_moved": int(moved.sum()), "others_changed": others_changed(changed),
               "others_changed_each": {judge.attr_names[i]: float(changed[:, i].mean()) if moved.any() else nothing for i in others}}
     if control is not None:
-        changed_by_chance = (was != predict(judge, control))[moved]
-        scores["others_changed_control"] = float(changed_by_chance[:, others].mean()) if others and moved.any() else nothing
+        scores["others_changed_control"] = others_changed((was != predict(judge, control))[moved])
     if extractor is not None:  # before_features: the same faces' features, when several edits of them are scored
         a = before_features if before_features is not None else extractor.features(before, progress=False)
         b = extractor.features(after, progress=False)
