@@ -42,6 +42,7 @@ def test_set_overrides_parse_by_field_type():
     ("model.dense=3", "model.dense expects bool"),
     ("data.resolution=48", "data.resolution = 48 is not supported; use one of 32, 56, 64, 112, 128"),
     ("model.z_dist=cauchy", "model.z_dist = 'cauchy' is not valid; choose one of: normal, uniform"),
+    ("model.d_kernel=5", "model.d_kernel = 5 is not valid; choose one of: 3, 4"),
     ("train.betas_d=[0.5]", "train.betas_d expects a list of 2 numbers"),
     ("train.lr_d=-1", "train.lr_d = -1.0 must be > 0"),
     ("train.lr_decay=1.5", "train.lr_decay = 1.5 must be a fraction of the budget in [0, 1]"),

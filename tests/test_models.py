@@ -30,6 +30,18 @@ def test_discriminator_can_be_narrower_than_the_generator():
     assert [m.out_channels for m in same.modules() if isinstance(m, torch.nn.Conv2d)] == [8, 16, 32, 1]  # None: G's widths
 
 
+def test_discriminator_kernel_3_halves_each_size_like_kernel_4():
+    x = torch.randn(2, 3, 32, 32)
+    for k in (3, 4):
+        D = Discriminator(32, base_channels=4, kernel_size=k)
+        strided = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+        assert [m.kernel_size for m in strided] == [(k, k)] * 3  # 32 -> 16 -> 8 -> 4, then the 4x4 head
+        assert D(x).shape == (2,)
+    assert models.build("dcgan", resolution=64, base_channels=4, d_kernel=3)["D"](torch.randn(2, 3, 64, 64)).shape == (2,)
+    with pytest.raises(ValueError, match="model.d_kernel = 5: D's stride-2 convs take kernel 4"):
+        Discriminator(32, kernel_size=5)
+
+
 def test_dense_variant_projects_to_base_by_base_by_1024_with_dropout():
     G = Generator(56, base_channels=256, dense=True, dropout=0.5, g_activation="leaky_relu")
     assert isinstance(G.net[0][0], torch.nn.Linear) and G.net[0][0].out_features == 7 * 7 * 1024

@@ -107,6 +107,7 @@ def test_a_pixel_term_adds_to_the_feature_error():
     ("model.z_dist=uniform", "model.z_dist = 'uniform' does not apply to model.family = vaegan"),
     ("loss.pixel_weight=-1", "loss.pixel_weight = -1.0 must be >= 0"),
     ("loss.r1_gamma=1", "loss.r1_gamma = 1.0 does not apply to model.family = vaegan"),
+    ("model.d_kernel=3", "model.d_kernel = 3 does not apply to model.family = vaegan, only to dcgan"),
 ])
 def test_a_bad_vae_setting_is_one_line_before_training(setting, message, capsys, tmp_path):
     code = main(["train", "--preset", "vaegan-anime64", "--data", "synthetic:8", "--set", setting, "--out", str(tmp_path / "run")])

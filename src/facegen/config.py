@@ -29,9 +29,9 @@ VAE_FAMILIES = models.ENCODER_FAMILIES
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+def _choice(name: str, value: object, choices: tuple) -> None:
     if value not in choices:
-        raise ValueError(f"{name} = {value!r} is not valid; choose one of: {', '.join(choices)}")
+        raise ValueError(f"{name} = {value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
 
 
 def _positive(name: str, value: float, allow_zero: bool = False) -> None:
@@ -68,6 +68,7 @@ class ModelConfig:
     z_dist: str = "normal"  # normal N(0, 1) or uniform U(-1, 1), the paper's choice
     base_channels: int = 64  # channels of G's last and D's first block, doubled per level (ngf = ndf = 64)
     d_base_channels: int | None = None  # dcgan: D's own first-block width (D costs about 70 % of a step); None = base_channels
+    d_kernel: int | None = None  # dcgan: D's stride-2 kernel, 4 (Radford et al.; None) or 3, 9/16 of the multiply-adds
     g_activation: str = "relu"  # the paper's G; the 56 px report uses leaky_relu
     dense: bool = False  # the 56 px report: dense projection of z in G and a dense head in D
     dropout: float = 0.0  # Dropout after every block of both nets; 0.5 in the 56 px report
@@ -82,6 +83,8 @@ class ModelConfig:
         _positive("model.base_channels", self.base_channels)
         if self.d_base_channels is not None:
             _positive("model.d_base_channels", self.d_base_channels)
+        if self.d_kernel is not None:
+            _choice("model.d_kernel", self.d_kernel, (3, 4))
         _choice("model.g_activation", self.g_activation, ACTIVATIONS)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout = {self.dropout} must be in [0, 1)")
@@ -205,7 +208,7 @@ GANS = ("dcgan", "msggan", "vaegan")  # the families with a discriminator
 # Settings that only some families use: a non-default value for another family is an error, not silently ignored.
 FAMILY_ONLY: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "z_dist"): ("dcgan", "msggan"), ("model", "dense"): ("dcgan", "msggan"), ("model", "dropout"): ("dcgan", "msggan"),
-    ("model", "spectral_norm"): GANS, ("model", "feature_layer"): ("vaegan",), ("model", "d_base_channels"): ("dcgan",),
+    ("model", "spectral_norm"): GANS, ("model", "feature_layer"): ("vaegan",), ("model", "d_base_channels"): ("dcgan",), ("model", "d_kernel"): ("dcgan",),
     ("loss", "kind"): GANS, ("loss", "label_noise"): GANS,
     ("loss", "instance_noise"): ("dcgan", "msggan"), ("loss", "instance_noise_anneal_steps"): ("dcgan", "msggan"),
     ("loss", "recon"): VAE_FAMILIES, ("loss", "beta"): VAE_FAMILIES, ("loss", "kl_warmup_steps"): VAE_FAMILIES,

@@ -98,14 +98,18 @@ class Discriminator(nn.Module):
         dense: bool = False,
         dropout: float = 0.0,
         spectral_norm: bool = False,
+        kernel_size: int = 4,
     ) -> None:
         super().__init__()
+        if kernel_size not in (3, 4):
+            raise ValueError(f"model.d_kernel = {kernel_size}: D's stride-2 convs take kernel 4 (Radford et al.) or 3")
         base, _ = split_resolution(resolution)
         chans = _channels(resolution, base_channels)[::-1]  # 64 px: [64, 128, 256, 512]
+        k = kernel_size  # with padding 1 and stride 2, both 3 and 4 halve an even size
         # No BatchNorm on the first block (Radford et al.): (B, 3, R, R) -> (B, C0, R/2, R/2)
-        layers = [nn.Conv2d(3, chans[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
+        layers = [nn.Conv2d(3, chans[0], k, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
         for c_in, c_out in zip(chans, chans[1:]):  # (B, C, S, S) -> (B, 2C, S/2, S/2)
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
+            layers += [nn.Conv2d(c_in, c_out, k, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
         if dense:  # (B, C, base, base) -> (B, 1)
             layers += [nn.Flatten(), nn.Linear(chans[-1] * base * base, 1)]
         else:
@@ -129,8 +133,9 @@ def build(
     dropout: float = 0.0,
     spectral_norm: bool = False,
     d_base_channels: int | None = None,
+    d_kernel: int = 4,
 ) -> dict[str, nn.Module]:
     return {
         "G": Generator(resolution, z_dim, z_dist, base_channels, g_activation, dense, dropout),
-        "D": Discriminator(resolution, d_base_channels or base_channels, dense, dropout, spectral_norm),
+        "D": Discriminator(resolution, d_base_channels or base_channels, dense, dropout, spectral_norm, d_kernel),
     }
