@@ -20,6 +20,7 @@ from typing import Any
 from facegen import models
 from facegen.losses import LOSS_KINDS, RECON_KINDS, parse_label_noise
 from facegen.models import SUPPORTED_RESOLUTIONS
+from facegen.models.dcgan import D_KERNELS
 
 SPLITS = ("train", "holdout", "all")
 Z_DISTS = ("normal", "uniform")
@@ -84,7 +85,7 @@ class ModelConfig:
         if self.d_base_channels is not None:
             _positive("model.d_base_channels", self.d_base_channels)
         if self.d_kernel is not None:
-            _choice("model.d_kernel", self.d_kernel, (3, 4))
+            _choice("model.d_kernel", self.d_kernel, D_KERNELS)
         _choice("model.g_activation", self.g_activation, ACTIVATIONS)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout = {self.dropout} must be in [0, 1)")

@@ -11,6 +11,8 @@ from torch import nn
 
 from facegen.models import split_resolution
 
+D_KERNELS = (3, 4)  # D's stride-2 kernel: 3 or Radford et al.'s 4; with padding 1 both halve an even size
+
 
 def _activation(name: str) -> nn.Module:
     return nn.ReLU(inplace=True) if name == "relu" else nn.LeakyReLU(0.2, inplace=True)
@@ -101,15 +103,14 @@ class Discriminator(nn.Module):
         kernel_size: int = 4,
     ) -> None:
         super().__init__()
-        if kernel_size not in (3, 4):
+        if kernel_size not in D_KERNELS:
             raise ValueError(f"model.d_kernel = {kernel_size}: D's stride-2 convs take kernel 4 (Radford et al.) or 3")
         base, _ = split_resolution(resolution)
         chans = _channels(resolution, base_channels)[::-1]  # 64 px: [64, 128, 256, 512]
-        k = kernel_size  # with padding 1 and stride 2, both 3 and 4 halve an even size
         # No BatchNorm on the first block (Radford et al.): (B, 3, R, R) -> (B, C0, R/2, R/2)
-        layers = [nn.Conv2d(3, chans[0], k, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
+        layers = [nn.Conv2d(3, chans[0], kernel_size, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
         for c_in, c_out in zip(chans, chans[1:]):  # (B, C, S, S) -> (B, 2C, S/2, S/2)
-            layers += [nn.Conv2d(c_in, c_out, k, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
+            layers += [nn.Conv2d(c_in, c_out, kernel_size, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
         if dense:  # (B, C, base, base) -> (B, 1)
             layers += [nn.Flatten(), nn.Linear(chans[-1] * base * base, 1)]
         else:
