@@ -25,7 +25,7 @@ from facegen.models.dcgan import D_KERNELS
 SPLITS = ("train", "holdout", "all")
 Z_DISTS = ("normal", "uniform")
 ACTIVATIONS = ("relu", "leaky_relu")
-FAMILIES = ("dcgan", "msggan", "vae", "vaegan")
+FAMILIES = ("dcgan", "msggan", "resnet", "vae", "vaegan")
 VAE_FAMILIES = models.ENCODER_FAMILIES
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -64,8 +64,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    family: str = "dcgan"  # dcgan; msggan (Karnewar & Wang 2019); vae (Kingma & Welling 2014); vaegan (Larsen et al. 2016)
-    z_dim: int | None = None  # None: the family's default, 100 for GANs (Radford et al.), 128 for VAEs
+    family: str = "dcgan"  # dcgan; msggan (Karnewar & Wang 2019); resnet (SNGAN-style residual nets); vae (Kingma & Welling 2014); vaegan (Larsen et al. 2016)
+    z_dim: int | None = None  # None: the family's default, 100 for DCGAN/MSG-GAN (Radford et al.), 128 for resnet and VAEs
     z_dist: str = "normal"  # normal N(0, 1) or uniform U(-1, 1), the paper's choice
     base_channels: int = 64  # channels of G's last and D's first block, doubled per level (ngf = ndf = 64)
     d_base_channels: int | None = None  # dcgan: D's own first-block width (D costs about 70 % of a step); None = base_channels
@@ -205,17 +205,18 @@ class Config:
 
 SECTIONS: dict[str, type] = typing.get_type_hints(Config)
 FIELD_DEFAULTS = {(section, f.name): f.default for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
-GANS = ("dcgan", "msggan", "vaegan")  # the families with a discriminator
+GANS = ("dcgan", "msggan", "resnet", "vaegan")  # the families with a discriminator
+GAN_STEP = ("dcgan", "msggan", "resnet")  # the families trained by steps.gan_step alone (no encoder)
 # Settings that only some families use: a non-default value for another family is an error, not silently ignored.
 FAMILY_ONLY: dict[tuple[str, str], tuple[str, ...]] = {
-    ("model", "z_dist"): ("dcgan", "msggan"), ("model", "dense"): ("dcgan", "msggan"), ("model", "dropout"): ("dcgan", "msggan"),
+    ("model", "z_dist"): GAN_STEP, ("model", "dense"): ("dcgan", "msggan"), ("model", "dropout"): ("dcgan", "msggan"),
     ("model", "spectral_norm"): GANS, ("model", "feature_layer"): ("vaegan",), ("model", "d_base_channels"): ("dcgan",), ("model", "d_kernel"): ("dcgan",),
     ("loss", "kind"): GANS, ("loss", "label_noise"): GANS,
-    ("loss", "instance_noise"): ("dcgan", "msggan"), ("loss", "instance_noise_anneal_steps"): ("dcgan", "msggan"),
+    ("loss", "instance_noise"): GAN_STEP, ("loss", "instance_noise_anneal_steps"): GAN_STEP,
     ("loss", "recon"): VAE_FAMILIES, ("loss", "beta"): VAE_FAMILIES, ("loss", "kl_warmup_steps"): VAE_FAMILIES,
     ("loss", "gamma"): ("vaegan",), ("loss", "equilibrium"): ("vaegan",), ("loss", "equilibrium_margin"): ("vaegan",),
-    ("loss", "pixel_weight"): ("vaegan",), ("loss", "r1_gamma"): ("dcgan", "msggan"), ("loss", "r1_every"): ("dcgan", "msggan"),
-    ("train", "g_steps"): ("dcgan", "msggan"), ("data", "diffaugment"): GANS,
+    ("loss", "pixel_weight"): ("vaegan",), ("loss", "r1_gamma"): GAN_STEP, ("loss", "r1_every"): GAN_STEP,
+    ("train", "g_steps"): GAN_STEP, ("data", "diffaugment"): GANS,
     ("train", "lr_d"): GANS, ("train", "betas_d"): GANS,
 }
 

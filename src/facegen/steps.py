@@ -79,7 +79,7 @@ def _d_stats(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> Stats:
 
 
 def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, ctx: StepContext) -> Stats:
-    """DCGAN and MSG-GAN: one D update, then g_steps G updates (Goodfellow et al. Alg. 1)."""
+    """DCGAN, MSG-GAN and ResNet: one D update, then g_steps G updates (Goodfellow et al. Alg. 1)."""
     G, D = nets["G"], nets["D"]
     raw_D = distributed.unwrap(D)
 
@@ -204,5 +204,5 @@ def _bce_parts(real_logits: torch.Tensor, fake_logits: torch.Tensor, equilibrium
 
 
 STEPS: dict[str, Callable[[dict[str, nn.Module], Optimizers, torch.Tensor, StepContext], Stats]] = {
-    "dcgan": gan_step, "msggan": gan_step, "vae": vae_step, "vaegan": vaegan_step,
+    "dcgan": gan_step, "msggan": gan_step, "resnet": gan_step, "vae": vae_step, "vaegan": vaegan_step,
 }
