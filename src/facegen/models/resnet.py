@@ -67,7 +67,7 @@ class DownBlock(nn.Module):
 class Generator(nn.Module):
     """z (B, z_dim) -> image (B, 3, R, R) in [-1, 1]."""
 
-    def __init__(self, resolution: int = 32, z_dim: int = 128, z_dist: str = "normal", base_channels: int = 32) -> None:
+    def __init__(self, resolution: int = 32, z_dim: int = 128, z_dist: str = "normal", base_channels: int = 64) -> None:
         super().__init__()
         self.resolution, self.z_dim, self.z_dist = resolution, z_dim, z_dist  # read by sampling
         base, _ = split_resolution(resolution)
@@ -84,7 +84,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """Image (B, 3, R, R) -> logits (B,)."""
 
-    def __init__(self, resolution: int = 32, base_channels: int = 32, spectral_norm: bool = True) -> None:
+    def __init__(self, resolution: int = 32, base_channels: int = 64, spectral_norm: bool = False) -> None:
         super().__init__()
         chans = [3] + _channels(resolution, base_channels)[::-1]  # 32 px at 32: 3 -> 32, 64, 128 at 16, 8, 4
         self.blocks = nn.Sequential(*(DownBlock(c_in, c_out, first=i == 0) for i, (c_in, c_out) in enumerate(zip(chans, chans[1:]))))
@@ -105,7 +105,7 @@ def build(
     resolution: int,
     z_dim: int = 128,
     z_dist: str = "normal",
-    base_channels: int = 32,
-    spectral_norm: bool = True,
+    base_channels: int = 64,
+    spectral_norm: bool = False,
 ) -> dict[str, nn.Module]:
     return {"G": Generator(resolution, z_dim, z_dist, base_channels), "D": Discriminator(resolution, base_channels, spectral_norm)}
