@@ -65,6 +65,8 @@ TRICKS = {
     "Beta label noise": ["loss.label_noise=beta(1,5)"],
     "MSG-GAN + everything": ["model.family=msggan", "data.diffaugment=color,translation,cutout", "loss.instance_noise=0.1",
                              "loss.label_noise=flip(0.05)", "train.ema=0.9", "model.spectral_norm=true", "loss.r1_gamma=1", "loss.r1_every=2"],
+    "ResNet + SN + hinge + R1 + EMA statistics": ["model.family=resnet", "model.spectral_norm=true", "loss.kind=hinge", "loss.r1_gamma=1",
+                                                  "loss.r1_every=2", "train.ema=0.9", "train.ema_bn_batches=2"],
     "hinge + SN + EMA + DiffAugment": ["loss.kind=hinge", "model.spectral_norm=true", "train.ema=0.9", "data.diffaugment=translation"],
     "EMA with its own BatchNorm statistics": ["train.ema=0.9", "train.ema_bn_batches=2"],
     "lazy R1 + DiffAugment": ["loss.r1_gamma=1", "loss.r1_every=2", "data.diffaugment=translation"],
