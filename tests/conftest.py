@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 ATTRS = ["Eyeglasses", "Male", "Smiling"]
@@ -86,3 +87,10 @@ def vae_run(faces, tmp_path_factory) -> Path:
     overrides = [f"data.source={faces}", "model.base_channels=4", "train.batch_size=4", "data.resolution=32", "model.z_dim=8"]
     cfg = load_config("vae64", overrides=[*overrides, "train.steps=3", "train.kid_every=3", "train.kid_samples=4"])
     return train(cfg, tmp_path_factory.mktemp("runs") / "vae", progress=False)
+
+
+def top_singular_values(D: torch.nn.Module) -> list[float]:
+    """The spectral norm of every conv and linear weight of D, after checking each is wrapped in spectral_norm."""
+    wrapped = [m for m in D.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert wrapped and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in wrapped)
+    return [torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2).item() for m in wrapped]

@@ -2,7 +2,8 @@ import dataclasses
 
 import pytest
 
-from facegen.config import Config, config_from_dict, load_config, preset_names, with_base_preset
+from facegen import models
+from facegen.config import FAMILIES, FAMILY_ONLY, Config, ModelConfig, config_from_dict, load_config, preset_names, with_base_preset
 
 
 def test_defaults_are_the_canonical_recipe():
@@ -104,3 +105,12 @@ def test_presets_cannot_extend_in_a_cycle():
     # As if fast32 said `extends = "demo"`: demo extends fast32, which is already on the way.
     with pytest.raises(ValueError, match=r"preset 'demo' extends 'fast32', which leads back to it \(fast32 -> demo -> fast32\)"):
         with_base_preset({"extends": "demo"}, "preset 'fast32'", ("fast32",))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_model_key_a_family_does_not_take_is_refused_not_ignored(family):
+    """A model key outside the family's constructor would be dropped silently; FAMILY_ONLY must name it."""
+    taken = models.parameters(family)
+    for field in dataclasses.fields(ModelConfig):
+        if field.name != "family" and field.name not in taken:
+            assert family not in FAMILY_ONLY[("model", field.name)], field.name

@@ -2,8 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import top_singular_values
 from facegen import models
-from facegen.models import dcgan, msggan
+from facegen.models import dcgan, msggan, resnet
 
 
 def _scales(resolution: int) -> list[int]:
@@ -57,12 +58,6 @@ def test_dense_head_and_dropout_are_supported():
     assert D(G(torch.randn(2, 100))).shape == (2,)
 
 
-def _top_singular_values(D: torch.nn.Module) -> list[float]:
-    wrapped = [m for m in D.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    assert wrapped and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in wrapped)
-    return [torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2).item() for m in wrapped]
-
-
 @pytest.mark.parametrize("family", [dcgan, msggan])
 @pytest.mark.parametrize("dense", [False, True])
 def test_spectral_norm_makes_every_weight_1_lipschitz(family, dense):
@@ -70,14 +65,14 @@ def test_spectral_norm_makes_every_weight_1_lipschitz(family, dense):
     D = family.build(32, base_channels=4, dense=dense, spectral_norm=True)["D"].train()
     for _ in range(5):  # one power iteration per forward pass in train mode
         D(torch.randn(4, 3, 32, 32))
-    assert all(abs(sigma - 1) < 0.05 for sigma in _top_singular_values(D))
+    assert all(abs(sigma - 1) < 0.05 for sigma in top_singular_values(D))
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())  # BatchNorm kept as is
     # A checkpoint rebuilds the same model from its arguments: the state dict loads into a fresh one.
     family.build(32, base_channels=4, dense=dense, spectral_norm=True)["D"].load_state_dict(D.state_dict())
 
 
 def test_spectral_norm_is_off_by_default():
-    for family in (dcgan, msggan):
+    for family in (dcgan, msggan, resnet):
         D = family.build(32, base_channels=4)["D"]
         assert not any(torch.nn.utils.parametrize.is_parametrized(m) for m in D.modules())
 

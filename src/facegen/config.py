@@ -210,6 +210,7 @@ GAN_STEP = ("dcgan", "msggan", "resnet")  # the families trained by steps.gan_st
 # Settings that only some families use: a non-default value for another family is an error, not silently ignored.
 FAMILY_ONLY: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "z_dist"): GAN_STEP, ("model", "dense"): ("dcgan", "msggan"), ("model", "dropout"): ("dcgan", "msggan"),
+    ("model", "g_activation"): ("dcgan", "msggan", "vae", "vaegan"),
     ("model", "spectral_norm"): GANS, ("model", "feature_layer"): ("vaegan",), ("model", "d_base_channels"): ("dcgan",), ("model", "d_kernel"): ("dcgan",),
     ("loss", "kind"): GANS, ("loss", "label_noise"): GANS,
     ("loss", "instance_noise"): GAN_STEP, ("loss", "instance_noise_anneal_steps"): GAN_STEP,

@@ -378,9 +378,11 @@ def load_photos(model: LatentModel, paths: Sequence[str | Path]) -> np.ndarray:
 def d_features(D: nn.Module | None, x: torch.Tensor) -> torch.Tensor | None:
     """The run's own discriminator's last feature map before its head (B, C, base, base): a perceptual
     distance learned from the same faces, with nothing downloaded. None for D-less or multi-scale models."""
+    if D is None:
+        return None
     if hasattr(D, "features"):  # a D that names its own (resnet)
         return D.features(x)
-    if D is None or not hasattr(D, "net"):
+    if not hasattr(D, "net"):
         return None
     layers = list(D.net)
     head = max(i for i, layer in enumerate(layers) if isinstance(layer, (nn.Conv2d, nn.Linear)))
