@@ -52,6 +52,18 @@ def test_dense_variant_projects_to_base_by_base_by_1024_with_dropout():
         assert sum(isinstance(m, torch.nn.Dropout) for m in net.modules()) == 3  # one per block
 
 
+@pytest.mark.parametrize("dense", [False, True])
+def test_discriminator_features_are_what_its_head_reads(dense):
+    """The photo projection's perceptual distance: D's last feature map, of which the logit is a linear function."""
+    torch.manual_seed(0)
+    D = Discriminator(32, base_channels=4, dense=dense, dropout=0.3 if dense else 0.0).eval()
+    x = torch.randn(2, 3, 32, 32)
+    features = D.features(x)
+    assert features.shape == (2, 16, 4, 4)
+    head = D.net[-1] if dense else D.net[-2]
+    assert torch.allclose(head(features.flatten(1) if dense else features).flatten(), D(x), atol=1e-6)
+
+
 def test_init_is_normal_with_std_0_02():
     torch.manual_seed(0)
     G = Generator(64)

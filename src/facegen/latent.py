@@ -377,20 +377,9 @@ def load_photos(model: LatentModel, paths: Sequence[str | Path]) -> np.ndarray:
 
 def d_features(D: nn.Module | None, x: torch.Tensor) -> torch.Tensor | None:
     """The run's own discriminator's last feature map before its head (B, C, base, base): a perceptual
-    distance learned from the same faces, with nothing downloaded. None for D-less or multi-scale models."""
-    if D is None:
-        return None
-    if hasattr(D, "features"):  # a D that names its own (resnet)
-        return D.features(x)
-    if not hasattr(D, "net"):
-        return None
-    layers = list(D.net)
-    head = max(i for i, layer in enumerate(layers) if isinstance(layer, (nn.Conv2d, nn.Linear)))
-    if isinstance(layers[head - 1], nn.Flatten):  # dense head: stop before the flatten too
-        head -= 1
-    for layer in layers[:head]:
-        x = layer(x)
-    return x
+    distance learned from the same faces, with nothing downloaded. None for D-less or multi-scale models
+    (a D without a `features` method)."""
+    return D.features(x) if hasattr(D, "features") else None
 
 
 def project(model: LatentModel, images: np.ndarray, steps: int = 200, starts: int = 4, lr: float = 0.05,

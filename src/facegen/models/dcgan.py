@@ -111,7 +111,7 @@ class Discriminator(nn.Module):
         layers = [nn.Conv2d(3, chans[0], kernel_size, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
         for c_in, c_out in zip(chans, chans[1:]):  # (B, C, S, S) -> (B, 2C, S/2, S/2)
             layers += [nn.Conv2d(c_in, c_out, kernel_size, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
-        if dense:  # (B, C, base, base) -> (B, 1)
+        if dense:  # (B, C, base, base) -> (B, 1); either head is the last two modules (see features)
             layers += [nn.Flatten(), nn.Linear(chans[-1] * base * base, 1)]
         else:
             layers += [nn.Conv2d(chans[-1], 1, base, 1, 0, bias=False), nn.Flatten()]
@@ -119,6 +119,10 @@ class Discriminator(nn.Module):
         self.apply(init_weights)
         if spectral_norm:
             add_spectral_norm(self)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map before the head (B, C, base, base): the projection's perceptual distance."""
+        return self.net[:-2](x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)
