@@ -148,17 +148,18 @@ def test_label_directions_for_an_encoder_model_use_the_true_labels(vae_run, caps
     assert code == 2 and "unknown attribute 'Smile'" in err and "Smiling" in err
 
 
+def brightness(judge, images, batch_size=256):
+    """A stand-in judge: a 1-epoch judge calls every 2-step sample alike, so this one sees every attribute in the
+    brighter half instead, and the labels are known and both kinds exist."""
+    mean = images.reshape(len(images), -1).mean(1)
+    p = (mean.argsort().argsort() + 0.5) / len(images)
+    return np.repeat(p[:, None], len(judge.attr_names), axis=1)
+
+
 def test_label_directions_for_a_gan_use_the_judge_and_edits_are_scored(gan_run, judge_dir, capsys, tmp_path, monkeypatch):
     code, _, err = run(capsys, "directions", str(gan_run), "--from-labels", "Male", "--quiet")
     assert code == 2 and "--judge" in err
-    # A 1-epoch judge calls every 2-step sample alike; let it see "Male" in the brighter half instead, so that
-    # the labels are known and both kinds exist.
     import facegen.judge
-
-    def brightness(judge, images, batch_size=256):
-        mean = images.reshape(len(images), -1).mean(1)
-        p = (mean.argsort().argsort() + 0.5) / len(images)
-        return np.repeat(p[:, None], len(judge.attr_names), axis=1)
 
     monkeypatch.setattr(facegen.judge, "probabilities", brightness)
     model = latent.open_model(gan_run)
@@ -246,3 +247,57 @@ def test_train_encoder_for_a_gan_is_saved_and_used(gan_run, capsys):
     assert code == 0 and (gan_run / latent.ENCODER_FILE).is_file()
     assert latent.open_model(gan_run).E is not None
     (gan_run / latent.ENCODER_FILE).unlink()  # leave the shared run as the other tests expect it
+
+
+def ring_latents(n: int = 3000) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Latents whose "Ring" attribute (|z[:2]| > 1.2) no plane separates, and a condition on z[2]."""
+    z = np.random.default_rng(0).standard_normal((n, 6)).astype(np.float32)
+    return z, {"Ring": (np.linalg.norm(z[:, :2], axis=1) > 1.2).astype(np.float32), "Other": (z[:, 2] > 0).astype(np.float32)}
+
+
+def test_a_field_separates_what_no_plane_can_and_moves_each_face_across_it():
+    z, targets = ring_latents()
+    _, _, plane_accuracy = latent.fit_boundary(z, targets["Ring"] > 0.5)
+    d = latent.field_directions(z, targets, ["Ring"], ["Other"], "test")["Ring"]
+    assert d.method == "field" and d.has_boundary and d.spread == 1.0 and d.accuracy > 0.9 and plane_accuracy < 0.7
+    assert "conditioned on Other" in d.source and d.vector.norm().item() == pytest.approx(1.0)
+    field = latent.AttributeField.from_weights(d.weights)
+    score = lambda w: field(w)[:, 0]  # noqa: E731  (in logits, the unit of a field)
+    start = torch.from_numpy(z[:40])
+    made = latent.make(start, d, present=True, margin=1.0)
+    already = score(start) >= 1.0
+    assert torch.all(score(made) >= 1.0 - 0.02) and torch.equal(made[already], start[already]) and 0 < already.sum() < 40
+    assert (made[:, :2].norm(dim=1) > 1.2).float().mean() >= 0.9  # the true attribute, not only the field's reading
+    removed = latent.remove(start, d, margin=3.0)
+    assert torch.all(score(removed) <= -3.0 + 0.02) and torch.all(removed[:, :2].norm(dim=1) < 1.2)
+    assert torch.allclose(score(latent.add(start, d, 0.5)) - score(start), torch.full((40,), 0.5), atol=0.02)
+    # Conditioned face by face: the condition's logit barely moves, where the unconditioned field's path changes it.
+    free = latent.field_directions(z, targets, ["Ring"], [], "test")["Ring"]
+    other = lambda w: field(w)[:, 1]  # noqa: E731
+    moved = lambda edited: (other(edited) - other(start)).abs().mean()  # noqa: E731
+    assert moved(made) < 0.5 * moved(latent.make(start, free, present=True, margin=1.0))
+
+
+def test_field_directions_are_saved_and_edit_the_same_way_after_loading(tmp_path):
+    z, targets = ring_latents(1000)
+    made = latent.field_directions(z, targets, ["Ring"], ["Other"], "test")
+    latent.save_directions(tmp_path, made)
+    loaded = latent.load_directions(tmp_path)["Ring"]
+    assert "weights" not in json.loads((tmp_path / latent.DIRECTIONS_INDEX).read_text())["Ring"]
+    start = torch.from_numpy(z[:8])
+    assert torch.equal(latent.make(start, loaded, present=True), latent.make(start, made["Ring"], present=True))
+
+
+def test_nonlinear_label_directions_from_the_cli(gan_run, judge_dir, capsys, tmp_path, monkeypatch):
+    import facegen.judge
+
+    code, _, err = run(capsys, "directions", str(gan_run), "--nonlinear", "--quiet")
+    assert code == 2 and "--nonlinear fits a field to labels: add --from-labels" in err
+    monkeypatch.setattr(facegen.judge, "probabilities", brightness)
+    code, out, _ = run(capsys, "directions", str(gan_run), "--from-labels", "Smiling", "--condition", "Male", "--judge",
+                       str(judge_dir), "--n", "300", "--nonlinear", "--quiet")
+    assert code == 0 and "field" in out and "held-out accuracy" in out
+    assert latent.load_directions(gan_run)["Smiling"].method == "field"
+    code, _, _ = run(capsys, "edit", str(gan_run), "--seeds", "0-3", "--make", "Smiling=yes", "--walk", "Smiling",
+                     "--out", str(tmp_path / "field"))
+    assert code == 0 and (tmp_path / "field" / "walk-Smiling.png").is_file()

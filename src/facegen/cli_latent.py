@@ -127,9 +127,11 @@ def cmd_directions(args: argparse.Namespace) -> None:
     for text in args.from_seeds or []:
         name, seeds = _parse_named(text, "--from-seeds")
         made[name] = latent.direction_from_seeds(model, name, parse_seeds(seeds))
+    if args.nonlinear and not args.from_labels:
+        raise ValueError("--nonlinear fits a field to labels: add --from-labels ATTR ...")
     if args.from_labels:
         made |= latent.directions_from_labels(model, args.from_labels, args.judge, args.n, args.condition or (),
-                                              progress=not args.quiet)
+                                              nonlinear=args.nonlinear, progress=not args.quiet)
     if args.sefa:
         made |= latent.sefa_directions(model, args.sefa)
     if made:
@@ -283,6 +285,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judge", help="with --from-labels: the attribute judge that labels samples (GANs, or data without labels)")
     p.add_argument("--n", type=int, default=4000, help="with --from-labels: samples (or encoded faces) to fit on (default 4000)")
     p.add_argument("--condition", nargs="+", metavar="ATTR", help="with --from-labels: keep these attributes unchanged")
+    p.add_argument("--nonlinear", action="store_true", help="with --from-labels: fit a small MLP on z instead of a plane; "
+                   "edits follow each face's own gradient of it (for GANs, whose z no plane separates well)")
     p.add_argument("--sefa", type=int, metavar="K", help="the top K unsupervised directions of G's first layer (SeFa)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_directions)

@@ -4,7 +4,9 @@ and the latent of a real photo (encoded by a VAE, projected into a GAN).
 A direction is a unit vector in z-space with what it came from: the normalised mean of hand-picked
 latents (the 32 px report's "basis vector"), the normal of a linear boundary fitted to labelled
 latents (InterFaceGAN, Shen et al. 2020), or an eigenvector of the generator's first layer (SeFa,
-Shen & Zhou 2021). Directions live in the run as directions.safetensors + directions.json.
+Shen & Zhou 2021). Where a GAN's z separates an attribute poorly by any plane, a label direction can
+instead carry a small MLP fitted to the labels (a "field"), and each face moves along its own gradient
+of it. Directions live in the run as directions.safetensors + directions.json.
 """
 
 from __future__ import annotations
@@ -138,15 +140,17 @@ class Direction:
     accuracy: float | None = None  # labels: held-out accuracy of the boundary
     mean: torch.Tensor | None = None  # seeds: the (unnormalised) mean latent, "the sunglassiest boy"
     normal: torch.Tensor | None = None  # labels, conditioned: the boundary's own normal (else it is `vector`)
+    weights: dict[str, torch.Tensor] | None = None  # field: an AttributeField's weights; output 0 is this attribute, the rest its conditions
     date: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
 
     def describe(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in TENSORS}
+        return {k: v for k, v in asdict(self).items() if k not in (*TENSORS, "weights")}
 
     @property
     def has_boundary(self) -> bool:
-        """Label directions were fitted as a boundary <z, normal> + offset = 0; the others are bare vectors."""
-        return self.method == "labels"
+        """Label directions were fitted as a boundary (<z, normal> + offset = 0, or a field's logit = 0); the others
+        are bare vectors."""
+        return self.method in ("labels", "field")
 
     def boundary_normal(self) -> torch.Tensor:
         return self.vector if self.normal is None else self.normal
@@ -156,6 +160,8 @@ def save_directions(run_dir: Path, directions: dict[str, Direction]) -> None:
     """Write the run's directions (replacing the files atomically, index and tensors together)."""
     tensors = {f"{name}.{key}": getattr(d, key).float().contiguous()
                for name, d in directions.items() for key in TENSORS if getattr(d, key) is not None}
+    tensors |= {f"{name}.weights.{key}": w.float().contiguous()
+                for name, d in directions.items() if d.weights is not None for key, w in d.weights.items()}
     write_bytes_atomic(run_dir / DIRECTIONS_FILE, safetensors.torch.save(tensors))
     write_text_atomic(run_dir / DIRECTIONS_INDEX, json.dumps({n: d.describe() for n, d in directions.items()}, indent=1))
 
@@ -170,8 +176,14 @@ def load_directions(run_dir: Path, required: bool = True) -> dict[str, Direction
     described = json.loads(index.read_text())
     with safetensors.safe_open(tensors, framework="pt") as f:
         keys = set(f.keys())
-        return {name: Direction(**meta, **{key: f.get_tensor(f"{name}.{key}") if f"{name}.{key}" in keys else None
-                                           for key in TENSORS})
+
+        def weights(name: str) -> dict[str, torch.Tensor] | None:
+            prefix = f"{name}.weights."
+            found = {key[len(prefix):]: f.get_tensor(key) for key in keys if key.startswith(prefix)}
+            return found or None
+
+        return {name: Direction(**meta, weights=weights(name), **{key: f.get_tensor(f"{name}.{key}") if f"{name}.{key}" in keys else None
+                                                              for key in TENSORS})
                 for name, meta in described.items()}
 
 
@@ -219,7 +231,7 @@ def spread_along(z: np.ndarray, vector: np.ndarray) -> float:
 
 
 def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_path: str | Path | None = None,
-                           n: int = 4000, conditions: Sequence[str] = (), tail: float = 0.3,
+                           n: int = 4000, conditions: Sequence[str] = (), tail: float = 0.3, nonlinear: bool = False,
                            progress: bool = True) -> dict[str, Direction]:
     """InterFaceGAN: fit a linear boundary per attribute to labelled latents and keep its unit normal.
 
@@ -230,7 +242,8 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
     1.9 % of the faces a sampled boundary's direction drew them on 70 %; benchmarks/README). Other runs (and
     any run given a judge) label the faces of n prior samples with the attribute judge, keeping its
     confident tails (probability <= 0.5 - tail or >= 0.5 + tail). Each direction is then made orthogonal
-    to those of `conditions`, so editing it leaves them alone.
+    to those of `conditions`, so editing it leaves them alone. With `nonlinear`, an AttributeField is fitted
+    to all the labels (the judge's probabilities as they are) instead: see field_directions.
     """
     from facegen.encoding import posterior
     from facegen.judge import load_judge, probabilities
@@ -245,7 +258,7 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
         indices = dataset.spread_indices("train", n)
         mean, logvar = posterior(model.E, np.asarray(dataset.images[indices]))
         z = reparameterize(torch.from_numpy(mean), torch.from_numpy(logvar), torch.Generator().manual_seed(0)).numpy()
-        labels = {a: (dataset.labels[indices, dataset.attr_names.index(a)] > 0, np.ones(len(z), bool)) for a in wanted}
+        targets = {a: (dataset.labels[indices, dataset.attr_names.index(a)] > 0).astype(np.float32) for a in wanted}
         source = f"{len(z)} encoded training faces (posterior draws) with their labels ({dataset.meta['source']})"
     else:
         if judge_path is None:
@@ -256,16 +269,17 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
         z_t = model.z_of_seeds(range(n))
         p = probabilities(judge, model.images(z_t))
         z = z_t.numpy()
-        labels = {}
-        for a in wanted:
-            column = p[:, judge.attr_names.index(a)]
-            labels[a] = (column >= 0.5, (column <= 0.5 - tail) | (column >= 0.5 + tail))
-        source = f"{n} prior samples labelled by the judge {judge_path} (confident tails, |p - 0.5| >= {tail})"
+        targets = {a: p[:, judge.attr_names.index(a)] for a in wanted}
+        source = f"{n} prior samples labelled by the judge {judge_path}"
+    if nonlinear:
+        return field_directions(z, targets, attributes, conditions, source)
+    if judge_path is not None:
+        source += f" (confident tails, |p - 0.5| >= {tail})"
     fitted = {}
     for a in wanted:
-        positive, keep = labels[a]
+        keep = np.abs(targets[a] - 0.5) >= tail  # true labels (0 or 1) are all kept
         try:
-            normal, offset, accuracy = fit_boundary(z[keep], positive[keep])
+            normal, offset, accuracy = fit_boundary(z[keep], targets[a][keep] >= 0.5)
         except ValueError as err:
             raise ValueError(f"{a}: {err}") from None
         spread = spread_along(z[keep], normal)
@@ -280,6 +294,87 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
         out[a] = Direction(a, vector, "labels", fitted[a].n, f"{source}; conditioned on {', '.join(c for c in conditions if c != a)}",
                            fitted[a].spread, fitted[a].offset, fitted[a].accuracy, normal=fitted[a].vector)
     return out
+
+
+class AttributeField(nn.Module):
+    """z -> one logit per attribute: a small MLP for latents that no plane separates well (a GAN's z, where a linear
+    boundary agrees with the judge on 77-95 % of held-out samples; benchmarks/README). SiLU, so that its gradient,
+    which edits follow, is smooth."""
+
+    def __init__(self, z_dim: int, outputs: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(z_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, outputs))
+
+    @classmethod
+    def from_weights(cls, weights: dict[str, torch.Tensor]) -> AttributeField:
+        hidden, z_dim = weights["net.0.weight"].shape
+        field = cls(z_dim, len(weights["net.4.weight"]), hidden)
+        field.load_state_dict(weights)
+        return field.requires_grad_(False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+    def gradients(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (N, K), their gradients (N, K, z_dim)) at each latent."""
+        with torch.enable_grad():
+            z = z.detach().requires_grad_()
+            logits = self(z)
+            grads = [torch.autograd.grad(logits[:, k].sum(), z, retain_graph=k < logits.shape[1] - 1)[0] for k in range(logits.shape[1])]
+        return logits.detach(), torch.stack(grads, dim=1)
+
+
+def fit_field(z: np.ndarray, targets: np.ndarray, epochs: int = 40, seed: int = 0) -> tuple[AttributeField, np.ndarray]:
+    """An AttributeField fitted by binary cross-entropy to (N, K) targets in [0, 1] (a judge's probabilities or true
+    labels), and its agreement with them (both sides of 0.5) on a held-out 10 %, per attribute."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the initial weights
+    z_t, y = torch.from_numpy(z).float(), torch.from_numpy(np.asarray(targets, np.float32))
+    order = torch.randperm(len(z_t), generator=generator)
+    cut = int(0.9 * len(z_t))
+    fit, test = order[:cut], order[cut:]
+    field = AttributeField(z_t.shape[1], y.shape[1])
+    adam = torch.optim.Adam(field.parameters(), lr=1e-3, weight_decay=1e-4)
+    for _ in range(epochs):
+        for batch in fit[torch.randperm(cut, generator=generator)].split(256):
+            loss = F.binary_cross_entropy_with_logits(field(z_t[batch]), y[batch])
+            adam.zero_grad(set_to_none=True)
+            loss.backward()
+            adam.step()
+    field.requires_grad_(False)
+    agreement = ((field(z_t[test]) > 0) == (y[test] >= 0.5)).float().mean(0).numpy() if len(test) else np.full(y.shape[1], np.nan)
+    return field, agreement
+
+
+def field_directions(z: np.ndarray, targets: dict[str, np.ndarray], attributes: Sequence[str], conditions: Sequence[str],
+                     source: str) -> dict[str, Direction]:
+    """Label directions that carry an AttributeField fitted to every attribute in `targets` at once. Each keeps the
+    field's outputs for its attribute and its conditions. Its unit (spread) is one logit, so that strengths and margins
+    read as log-odds of the labels (--margin 2: odds of 7 to 1), whatever the field's scale; its vector is the mean of
+    its conditioned gradient over the labelled latents (what it does on average, for reading)."""
+    names = list(targets)
+    field, agreement = fit_field(z, np.stack([targets[a] for a in names], axis=1))
+    weights = field.state_dict()
+    out = {}
+    for a in attributes:
+        kept = [a, *(c for c in conditions if c != a)]
+        rows = torch.tensor([names.index(k) for k in kept])
+        own = AttributeField.from_weights({**weights, "net.4.weight": weights["net.4.weight"][rows], "net.4.bias": weights["net.4.bias"][rows]})
+        mean_move = _conditioned(own.gradients(torch.from_numpy(z).float())[1]).mean(0)
+        conditioned = f"; conditioned on {', '.join(kept[1:])}" if len(kept) > 1 else ""
+        out[a] = Direction(a, mean_move / mean_move.norm(), "field", len(z), f"{source}; an MLP field{conditioned}",
+                           1.0, 0.0, float(agreement[names.index(a)]), weights=own.state_dict())
+    return out
+
+
+def _conditioned(grads: torch.Tensor) -> torch.Tensor:
+    """Per latent, the gradient of output 0 without its components along the others' gradients (N, K, z_dim) -> (N, z_dim):
+    InterFaceGAN's conditioning, done face by face."""
+    g = grads[:, 0]
+    if grads.shape[1] > 1:
+        q, _ = torch.linalg.qr(grads[:, 1:].transpose(1, 2))  # (N, z_dim, K - 1), orthonormal columns
+        g = g - (q @ (q.transpose(1, 2) @ g[:, :, None]))[:, :, 0]
+    return g
 
 
 def _known(names: Sequence[str], known: Sequence[str], where: str) -> None:
@@ -329,22 +424,52 @@ def _step_along(direction: Direction) -> torch.Tensor:
 
 
 def add(z: torch.Tensor, direction: Direction, strength: float) -> torch.Tensor:
-    """Move by `strength` units of the labels' (or the prior's) spread across the attribute's boundary."""
+    """Move by `strength` units of the labels' (or the prior's) spread across the attribute's boundary (a field's
+    logit: each face along its own path)."""
+    if direction.weights is not None:
+        return _climb(z, direction, _field_score(z, direction) + strength)
     return z + strength * _step_along(direction)
 
 
 def make(z: torch.Tensor, direction: Direction, present: bool, margin: float = 1.0) -> torch.Tensor:
-    """Give every face the attribute (`present`) or its absence, across a label boundary <z, normal> + offset = 0:
-    each latent short of `margin` spreads past it on the asked side moves along the (conditioned) vector to exactly
-    that, so the result is clearly there rather than a coin toss; latents already that far stay where they are.
-    Unlike `add`, it moves only the faces that need it (removing a negatively named feature, No_Beard, is
-    `present=True`)."""
+    """Give every face the attribute (`present`) or its absence, across a label boundary <z, normal> + offset = 0
+    (or a field's logit = 0): each latent short of `margin` spreads past it on the asked side moves along the
+    (conditioned) vector, or its own conditioned gradient of the field, to exactly that, so the result is clearly there
+    rather than a coin toss; latents already that far stay where they are. Unlike `add`, it moves only the faces that
+    need it (removing a negatively named feature, No_Beard, is `present=True`)."""
     if not direction.has_boundary:
         raise ValueError(f"direction {direction.name!r} was made by {direction.method}; only label directions have "
                          "a boundary to cross (use --add or --remove for it)")
     sign = 1.0 if present else -1.0
+    if direction.weights is not None:
+        short = sign * _field_score(z, direction) < margin
+        return _climb(z, direction, torch.full((len(z),), sign * margin), moving=short)
     distance = sign * (z @ direction.boundary_normal() + direction.offset) / direction.spread  # spreads on the asked side
     return z + sign * (margin - distance).clamp(min=0)[:, None] * _step_along(direction)
+
+
+def _field_score(z: torch.Tensor, direction: Direction) -> torch.Tensor:
+    """A field direction's logit at each latent, in spreads."""
+    return AttributeField.from_weights(direction.weights)(z)[:, 0] / direction.spread
+
+
+def _climb(z: torch.Tensor, direction: Direction, goal: torch.Tensor, moving: torch.Tensor | None = None,
+           iterations: int = 50, max_step: float = 0.5, tolerance: float = 0.01) -> torch.Tensor:
+    """Move each latent (of `moving`) along its own conditioned gradient of the field until its score is `goal` (N,)
+    spreads: Newton steps on the logit, each at most max_step long, so that the path follows the field's curves."""
+    field = AttributeField.from_weights(direction.weights)
+    moving = torch.ones(len(z), dtype=torch.bool) if moving is None else moving
+    z = z.clone()
+    for _ in range(iterations):
+        logits, grads = field.gradients(z)
+        gap = torch.where(moving, goal - logits[:, 0] / direction.spread, torch.zeros(()))
+        if gap.abs().max() <= tolerance:
+            break
+        move = _conditioned(grads)
+        norm = move.norm(dim=1).clamp(min=1e-12)
+        rate = norm / direction.spread  # spreads gained per unit moved along move / norm (<move, grad> = norm^2)
+        z = z + ((gap / rate).clamp(-max_step, max_step) / norm)[:, None] * move
+    return z
 
 
 def remove(z: torch.Tensor, direction: Direction, margin: float = 1.0) -> torch.Tensor:
