@@ -178,8 +178,9 @@ def test_label_directions_for_a_gan_use_the_judge_and_edits_are_scored(gan_run, 
     short = int(((z @ d.boundary_normal() + d.offset) / d.spread > -1.0).sum())
     assert added["score"]["n_moved"] == 8 and made["present"] is False and made["score"]["n_moved"] == short
     monkeypatch.setattr(facegen.judge, "probabilities", lambda judge, images, batch_size=256: np.ones((len(images), len(judge.attr_names))))
-    with pytest.raises(ValueError, match="^Male: all 200 labelled latents are positive"):
-        latent.directions_from_labels(model, ["Male"], judge_dir, n=200, progress=False)
+    for nonlinear in (False, True):
+        with pytest.raises(ValueError, match="^Male: all 200 labelled latents are positive"):
+            latent.directions_from_labels(model, ["Male"], judge_dir, n=200, nonlinear=nonlinear, progress=False)
 
 
 def test_an_encoder_models_boundary_is_fitted_to_posterior_draws_not_means(vae_run, monkeypatch):

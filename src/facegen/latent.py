@@ -213,9 +213,7 @@ def fit_boundary(z: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np.n
     except ImportError:
         raise ValueError("directions from labels need scikit-learn: pip install 'facegen[latent]'") from None
     labels = labels.astype(bool)
-    if labels.all() or not labels.any():
-        raise ValueError(f"all {len(labels)} labelled latents are {'positive' if labels.all() else 'negative'}; "
-                         "a boundary needs both kinds: label more samples (--n) or pick another attribute")
+    _need_both_kinds(labels)
     order = np.random.default_rng(seed).permutation(len(z))
     cut = int(0.8 * len(z))
     fit, test = order[:cut], order[cut:]
@@ -223,6 +221,12 @@ def fit_boundary(z: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np.n
     accuracy = float(clf.score(z[test], labels[test])) if len(test) else float("nan")
     norm = np.linalg.norm(clf.coef_[0])
     return clf.coef_[0] / norm, float(clf.intercept_[0] / norm), accuracy
+
+
+def _need_both_kinds(labels: np.ndarray) -> None:
+    if labels.all() or not labels.any():
+        raise ValueError(f"all {len(labels)} labelled latents are {'positive' if labels.all() else 'negative'}; "
+                         "a boundary needs both kinds: label more samples (--n) or pick another attribute")
 
 
 def spread_along(z: np.ndarray, vector: np.ndarray) -> float:
@@ -353,6 +357,11 @@ def field_directions(z: np.ndarray, targets: dict[str, np.ndarray], attributes: 
     read as log-odds of the labels (--margin 2: odds of 7 to 1), whatever the field's scale; its vector is the mean of
     its conditioned gradient over the labelled latents (what it does on average, for reading)."""
     names = list(targets)
+    for a in names:
+        try:
+            _need_both_kinds(targets[a] >= 0.5)
+        except ValueError as err:
+            raise ValueError(f"{a}: {err}") from None
     field, agreement = fit_field(z, np.stack([targets[a] for a in names], axis=1))
     weights = field.state_dict()
     out = {}
