@@ -332,12 +332,13 @@ def fit_field(z: np.ndarray, targets: np.ndarray, epochs: int = 40, seed: int = 
     """An AttributeField fitted by binary cross-entropy to (N, K) targets in [0, 1] (a judge's probabilities or true
     labels), and its agreement with them (both sides of 0.5) on a held-out 10 %, per attribute."""
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # the initial weights
     z_t, y = torch.from_numpy(z).float(), torch.from_numpy(np.asarray(targets, np.float32))
     order = torch.randperm(len(z_t), generator=generator)
     cut = int(0.9 * len(z_t))
     fit, test = order[:cut], order[cut:]
-    field = AttributeField(z_t.shape[1], y.shape[1])
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, without moving the caller's random state
+        torch.manual_seed(seed)
+        field = AttributeField(z_t.shape[1], y.shape[1])
     adam = torch.optim.Adam(field.parameters(), lr=1e-3, weight_decay=1e-4)
     for _ in range(epochs):
         for batch in fit[torch.randperm(cut, generator=generator)].split(256):
