@@ -437,7 +437,8 @@ def add(z: torch.Tensor, direction: Direction, strength: float) -> torch.Tensor:
     """Move by `strength` units of the labels' (or the prior's) spread across the attribute's boundary (a field's
     logit: each face along its own path)."""
     if direction.weights is not None:
-        return _climb(z, direction, _field_score(z, direction) + strength)
+        field = AttributeField.from_weights(direction.weights)
+        return _climb(z, field, field(z)[:, 0] + strength)
     return z + strength * _step_along(direction)
 
 
@@ -452,33 +453,27 @@ def make(z: torch.Tensor, direction: Direction, present: bool, margin: float = 1
                          "a boundary to cross (use --add or --remove for it)")
     sign = 1.0 if present else -1.0
     if direction.weights is not None:
-        short = sign * _field_score(z, direction) < margin
-        return _climb(z, direction, torch.full((len(z),), sign * margin), moving=short)
+        field = AttributeField.from_weights(direction.weights)
+        return _climb(z, field, torch.full((len(z),), sign * margin), moving=sign * field(z)[:, 0] < margin)
     distance = sign * (z @ direction.boundary_normal() + direction.offset) / direction.spread  # spreads on the asked side
     return z + sign * (margin - distance).clamp(min=0)[:, None] * _step_along(direction)
 
 
-def _field_score(z: torch.Tensor, direction: Direction) -> torch.Tensor:
-    """A field direction's logit at each latent, in spreads."""
-    return AttributeField.from_weights(direction.weights)(z)[:, 0] / direction.spread
-
-
-def _climb(z: torch.Tensor, direction: Direction, goal: torch.Tensor, moving: torch.Tensor | None = None,
+def _climb(z: torch.Tensor, field: AttributeField, goal: torch.Tensor, moving: torch.Tensor | None = None,
            iterations: int = 50, max_step: float = 0.5, tolerance: float = 0.01) -> torch.Tensor:
-    """Move each latent (of `moving`) along its own conditioned gradient of the field until its score is `goal` (N,)
-    spreads: Newton steps on the logit, each at most max_step long, so that the path follows the field's curves."""
-    field = AttributeField.from_weights(direction.weights)
+    """Move each latent (of `moving`) along its own conditioned gradient of the field until output 0's logit is `goal`
+    (N,) (a field's spread is one logit): Newton steps on the logit, each at most max_step long, so that the path
+    follows the field's curves."""
     moving = torch.ones(len(z), dtype=torch.bool) if moving is None else moving
     z = z.clone()
     for _ in range(iterations):
         logits, grads = field.gradients(z)
-        gap = torch.where(moving, goal - logits[:, 0] / direction.spread, torch.zeros(()))
+        gap = torch.where(moving, goal - logits[:, 0], torch.zeros(()))
         if gap.abs().max() <= tolerance:
             break
         move = _conditioned(grads)
-        norm = move.norm(dim=1).clamp(min=1e-12)
-        rate = norm / direction.spread  # spreads gained per unit moved along move / norm (<move, grad> = norm^2)
-        z = z + ((gap / rate).clamp(-max_step, max_step) / norm)[:, None] * move
+        norm = move.norm(dim=1).clamp(min=1e-12)  # also the logit gained per unit moved along move / norm (<move, grad> = norm^2)
+        z = z + ((gap / norm).clamp(-max_step, max_step) / norm)[:, None] * move
     return z
 
 
