@@ -1,5 +1,6 @@
 """Latent tools from a checkpoint alone: interpolation, directions, edits, photos, scoring."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -129,6 +130,7 @@ def test_edit_errors_are_one_line(gan_run, vae_run, capsys, tmp_path):
         ([str(gan_run), "--seeds", "0-1"], "edit needs something to do"),
         ([str(gan_run), "--seeds", "0-1", "--make", "Sunglasses=maybe"], "'maybe' is not yes or no"),
         ([str(gan_run), "--seeds", "0-1", "--make", "Sunglasses=no"], "only label directions (--from-labels) have a boundary"),
+        ([str(gan_run), "--seeds", "0-1", "--remove", "Sunglasses", "--hold-within", "-1"], "--hold-within -1.0: a distance in logits"),
     ]
     (tmp_path / "notes.txt").write_text("not a face")
     cases.append(([str(gan_run), "--images", str(tmp_path / "notes.txt"), "--add", "Sunglasses=1"], "is not an image Pillow can read"))
@@ -277,6 +279,17 @@ def test_a_field_separates_what_no_plane_can_and_moves_each_face_across_it():
     other = lambda w: field(w)[:, 1]  # noqa: E731
     moved = lambda edited: (other(edited) - other(start)).abs().mean()  # noqa: E731
     assert moved(made) < 0.5 * moved(latent.make(start, free, present=True, margin=1.0))
+
+
+def test_a_field_holds_its_conditions_only_within_the_band_asked():
+    z, targets = ring_latents(1000)
+    d = latent.field_directions(z, targets, ["Ring"], ["Other"], "test")["Ring"]
+    own_row = {k: v[:1] if k.startswith("net.4.") else v for k, v in d.weights.items()}
+    free = dataclasses.replace(d, weights=own_row)  # the same field without its condition
+    start = torch.from_numpy(z[:40])
+    assert torch.allclose(latent.make(start, d, True, hold_within=1e9), latent.make(start, d, True), atol=1e-5)
+    assert torch.allclose(latent.make(start, d, True, hold_within=0.0), latent.make(start, free, True), atol=1e-5)
+    assert not torch.allclose(latent.make(start, d, True), latent.make(start, free, True), atol=1e-3)
 
 
 def test_field_directions_are_saved_and_edit_the_same_way_after_loading(tmp_path):

@@ -161,6 +161,9 @@ def cmd_edit(args: argparse.Namespace) -> None:
         raise ValueError("edit needs something to do: --add NAME=STRENGTH, --remove NAME, --make NAME=yes|no, "
                          "--walk NAME or --mean-of NAME")
     walk_range = [_number(v, "--range") for v in _parse_range(args.range)] if args.walk else None
+    if args.hold_within is not None and args.hold_within < 0:
+        raise ValueError(f"--hold-within {args.hold_within}: a distance in logits from each condition's boundary, 0 or more "
+                         "(e.g. --hold-within 1)")
     if args.walk and args.steps < 2:
         raise ValueError(f"--steps {args.steps}: a walk needs at least 2 strengths, e.g. --steps 7")
     model = latent.open_model(args.run)
@@ -172,7 +175,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
     out = Path(args.out)
     z, originals, photos = _latents_of(model, args)
     record: dict = {"run": str(model.run_dir), "checkpoint": model.checkpoint.path.name, "faces": args.seeds or args.images or f"the first {args.holdout} held-out faces",
-                    "operations": [], "files": []}
+                    "margin": args.margin, "hold_within": args.hold_within, "operations": [], "files": []}
     if photos:
         record["photos"] = photos
     start = model.images(z)  # what the edits start from: the samples, or the photos as the model sees them
@@ -190,11 +193,11 @@ def cmd_edit(args: argparse.Namespace) -> None:
     for kind, name, value in operations:
         direction = latent.pick(directions, name)
         if kind == "add":
-            z_edited, target = latent.add(z, direction, value), value > 0
+            z_edited, target = latent.add(z, direction, value, args.hold_within), value > 0
         elif kind == "remove":
-            z_edited, target = latent.remove(z, direction, args.margin), False
+            z_edited, target = latent.remove(z, direction, args.margin, args.hold_within), False
         else:
-            z_edited, target = latent.make(z, direction, value, args.margin), value
+            z_edited, target = latent.make(z, direction, value, args.margin, args.hold_within), value
         edited = model.images(z_edited)
         columns.append(edited)
         entry = {"op": kind, "direction": name, "method": direction.method} | \
@@ -302,6 +305,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--make", action="append", metavar="NAME=yes|no", help="label directions: move only the faces on the wrong side "
                    "of the boundary to --margin spreads past it (--make No_Beard=yes takes beards off, and only from bearded faces)")
     p.add_argument("--margin", type=float, default=1.0, help="with --remove or --make of a label direction: spreads past the boundary (default 1)")
+    p.add_argument("--hold-within", type=float, metavar="LOGITS", help="field directions: hold each condition only at faces "
+                   "within LOGITS of its boundary (default: everywhere)")
     p.add_argument("--walk", metavar="NAME", help="a grid: rows = faces, columns = strengths")
     p.add_argument("--range", default="-3,3", help="with --walk: LOW,HIGH strengths (default -3,3)")
     p.add_argument("--steps", type=int, default=7, help="with --walk: columns (default 7)")

@@ -377,13 +377,13 @@ def field_directions(z: np.ndarray, targets: dict[str, np.ndarray], attributes: 
     return out
 
 
-def _conditioned(grads: torch.Tensor) -> torch.Tensor:
+def _conditioned(grads: torch.Tensor, held: torch.Tensor | None = None) -> torch.Tensor:
     """Per latent, the gradient of output 0 without its components along the others' gradients (N, K, z_dim) -> (N, z_dim):
-    InterFaceGAN's conditioning, done face by face."""
+    InterFaceGAN's conditioning, done face by face; with `held` (N, K - 1), only along the conditions held at that face."""
     g = grads[:, 0]
     if grads.shape[1] > 1:
-        q, _ = torch.linalg.qr(grads[:, 1:].transpose(1, 2))  # (N, z_dim, K - 1), orthonormal columns
-        g = g - (q @ (q.transpose(1, 2) @ g[:, :, None]))[:, :, 0]
+        others = (grads[:, 1:] if held is None else grads[:, 1:] * held[:, :, None]).transpose(1, 2)  # (N, z_dim, K - 1)
+        g = g - (others @ (torch.linalg.pinv(others) @ g[:, :, None]))[:, :, 0]  # a condition not held is a zero column
     return g
 
 
@@ -433,37 +433,40 @@ def _step_along(direction: Direction) -> torch.Tensor:
     return direction.spread / cosine * direction.vector
 
 
-def add(z: torch.Tensor, direction: Direction, strength: float) -> torch.Tensor:
+def add(z: torch.Tensor, direction: Direction, strength: float, hold_within: float | None = None) -> torch.Tensor:
     """Move by `strength` units of the labels' (or the prior's) spread across the attribute's boundary (a field's
-    logit: each face along its own path)."""
+    logit: each face along its own path; `hold_within` as in `_climb`)."""
     if direction.weights is not None:
         field = AttributeField.from_weights(direction.weights)
-        return _climb(z, field, field(z)[:, 0] + strength)
+        return _climb(z, field, field(z)[:, 0] + strength, hold_within=hold_within)
     return z + strength * _step_along(direction)
 
 
-def make(z: torch.Tensor, direction: Direction, present: bool, margin: float = 1.0) -> torch.Tensor:
+def make(z: torch.Tensor, direction: Direction, present: bool, margin: float = 1.0,
+         hold_within: float | None = None) -> torch.Tensor:
     """Give every face the attribute (`present`) or its absence, across a label boundary <z, normal> + offset = 0
     (or a field's logit = 0): each latent short of `margin` spreads past it on the asked side moves along the
     (conditioned) vector, or its own conditioned gradient of the field, to exactly that, so the result is clearly there
     rather than a coin toss; latents already that far stay where they are. Unlike `add`, it moves only the faces that
-    need it (removing a negatively named feature, No_Beard, is `present=True`)."""
+    need it (removing a negatively named feature, No_Beard, is `present=True`). `hold_within`: as in `_climb`."""
     if not direction.has_boundary:
         raise ValueError(f"direction {direction.name!r} was made by {direction.method}; only label directions have "
                          "a boundary to cross (use --add or --remove for it)")
     sign = 1.0 if present else -1.0
     if direction.weights is not None:
         field = AttributeField.from_weights(direction.weights)
-        return _climb(z, field, torch.full((len(z),), sign * margin), moving=sign * field(z)[:, 0] < margin)
+        return _climb(z, field, torch.full((len(z),), sign * margin), moving=sign * field(z)[:, 0] < margin,
+                      hold_within=hold_within)
     distance = sign * (z @ direction.boundary_normal() + direction.offset) / direction.spread  # spreads on the asked side
     return z + sign * (margin - distance).clamp(min=0)[:, None] * _step_along(direction)
 
 
 def _climb(z: torch.Tensor, field: AttributeField, goal: torch.Tensor, moving: torch.Tensor | None = None,
-           iterations: int = 50, max_step: float = 0.5, tolerance: float = 0.01) -> torch.Tensor:
+           iterations: int = 50, max_step: float = 0.5, tolerance: float = 0.01, hold_within: float | None = None) -> torch.Tensor:
     """Move each latent (of `moving`) along its own conditioned gradient of the field until output 0's logit is `goal`
     (N,) (a field's spread is one logit): Newton steps on the logit, each at most max_step long, so that the path
-    follows the field's curves."""
+    follows the field's curves. With `hold_within`, a condition is held at a face only while its logit there is within
+    that many logits of its boundary: attributes far from flipping do not use up the directions the edit can take."""
     moving = torch.ones(len(z), dtype=torch.bool) if moving is None else moving
     z = z.clone()
     for _ in range(iterations):
@@ -471,18 +474,18 @@ def _climb(z: torch.Tensor, field: AttributeField, goal: torch.Tensor, moving: t
         gap = torch.where(moving, goal - logits[:, 0], torch.zeros(()))
         if gap.abs().max() <= tolerance:
             break
-        move = _conditioned(grads)
+        move = _conditioned(grads, None if hold_within is None else logits[:, 1:].abs() < hold_within)
         norm = move.norm(dim=1).clamp(min=1e-12)  # also the logit gained per unit moved along move / norm (<move, grad> = norm^2)
         z = z + ((gap / norm).clamp(-max_step, max_step) / norm)[:, None] * move
     return z
 
 
-def remove(z: torch.Tensor, direction: Direction, margin: float = 1.0) -> torch.Tensor:
+def remove(z: torch.Tensor, direction: Direction, margin: float = 1.0, hold_within: float | None = None) -> torch.Tensor:
     """Take the feature out. Hand-picked and SeFa directions: the report's projection z - <z, e> e; a label
     boundary: `make` the feature absent."""
     if not direction.has_boundary:
         return z - (z @ direction.vector)[:, None] * direction.vector
-    return make(z, direction, present=False, margin=margin)
+    return make(z, direction, present=False, margin=margin, hold_within=hold_within)
 
 
 def random_moves(z: torch.Tensor, z_edited: torch.Tensor, seed: int = 0) -> torch.Tensor:
