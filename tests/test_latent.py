@@ -1,6 +1,5 @@
 """Latent tools from a checkpoint alone: interpolation, directions, edits, photos, scoring."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -284,8 +283,7 @@ def test_a_field_separates_what_no_plane_can_and_moves_each_face_across_it():
 def test_a_field_holds_its_conditions_only_within_the_band_asked():
     z, targets = ring_latents(1000)
     d = latent.field_directions(z, targets, ["Ring"], ["Other"], "test")["Ring"]
-    own_row = {k: v[:1] if k.startswith("net.4.") else v for k, v in d.weights.items()}
-    free = dataclasses.replace(d, weights=own_row)  # the same field without its condition
+    free = latent.field_directions(z, targets, ["Ring"], [], "test")["Ring"]  # the same (seeded) fit, without the condition
     start = torch.from_numpy(z[:40])
     assert torch.allclose(latent.make(start, d, True, hold_within=1e9), latent.make(start, d, True), atol=1e-5)
     assert torch.allclose(latent.make(start, d, True, hold_within=0.0), latent.make(start, free, True), atol=1e-5)
