@@ -24,10 +24,11 @@ DCGAN32_STEPS=${DCGAN32_STEPS:-4000}  # about 15 minutes: the 600-step 64 px DCG
 PARTS=${PARTS:-A B C}
 ATTRS="Eyeglasses Smiling Wearing_Hat No_Beard"
 FAMILIES=${FAMILIES:-dcgan32 vae32}  # part A's models
-SYN_CONDITION=${SYN_CONDITION:-Male $ATTRS}  # what each direction is made orthogonal to (part A)
+SYN_CONDITION=${SYN_CONDITION:-Male $ATTRS}  # what the VAE's directions are made orthogonal to (part A)
 wants() { [[ " $FAMILIES " == *" $1 "* ]]; }  # FAMILY: is it among part A's FAMILIES?
 SYN_STRENGTH=${SYN_STRENGTH:-3}  # spreads across the boundary (part A)
 SYN_MARGIN=${SYN_MARGIN:-2}      # spreads past the boundary that a removal goes (part A)
+SYN_HOLD=${SYN_HOLD:-0.5}        # the DCGAN field's conditions are held only within this many logits of their boundaries
 # Part A's edits, each applied alone: add the four drawn attributes (every face moved by S spreads), remove them (only
 # the faces with the feature moved; --make No_Beard=yes moves only the bearded ones), then add them with --make (only
 # the faces without the feature moved, each to the same margin past the boundary).
@@ -58,12 +59,21 @@ train_once() {  # RUN TRAIN_ARGS...
 ! wants dcgan32 || train_once "$OUT/synth-dcgan32" --preset fast32 --data "$SYN" --minutes "$SYN_MINUTES"
 ! wants vae32 || train_once "$OUT/synth-vae32" --preset vae64 --data "$SYN" --set data.resolution=32 \
   --set data.crop=none --minutes "$SYN_MINUTES" --epochs 1000
-# Directions and scored edits, once per family (the DCGAN's from judge-labelled samples, the VAE's from encoded faces).
+# Directions and scored edits, once per family. The VAE's latent is close to linear: planes fitted to its encoded faces,
+# conditioned on SYN_CONDITION. A GAN's z is not: a field (an MLP) fitted to 20,000 judge-labelled samples, conditioned on
+# every attribute the judge trusts, each held only within SYN_HOLD logits of its boundary (benchmarks/README, "Latent edits").
+TRUSTED=$($PYTHON -c 'import sys; from facegen import latent; from facegen.judge import load_judge
+print(" ".join(latent.trusted_attributes(load_judge(sys.argv[1])[1])))' "$JUDGE32")
+fitting() {  # FAMILY: how its directions are made
+  if [ "$1" = dcgan32 ]; then echo --judge "$JUDGE32" --n 20000 --nonlinear --condition $TRUSTED; else echo --n 9000 --condition $SYN_CONDITION; fi
+}
+holding() { [ "$1" = dcgan32 ] && echo --hold-within "$SYN_HOLD" || true; }  # FAMILY
 for family in $FAMILIES; do
   [ -f "$OUT/synth-$family/edits/edit.json" ] && continue
-  if [ $family = dcgan32 ]; then labels=(--judge "$JUDGE32" --n 4000); else labels=(--n 9000); fi
-  $FACEGEN directions "$OUT/synth-$family" --from-labels $ATTRS "${labels[@]}" --condition $SYN_CONDITION --quiet
-  $FACEGEN edit "$OUT/synth-$family" --seeds 0-199 "${SYN_EDITS[@]}" --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits"
+  # shellcheck disable=SC2046
+  $FACEGEN directions "$OUT/synth-$family" --from-labels $ATTRS $(fitting $family) --quiet
+  # shellcheck disable=SC2046
+  $FACEGEN edit "$OUT/synth-$family" --seeds 0-199 "${SYN_EDITS[@]}" $(holding $family) --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits"
 done
 # A synthetic beard exists only on men (its odds are zero for women), so adding one to a woman cannot flip it without
 # making her a man: the beard edits again on the first 200 seeds the judge calls male.
@@ -78,8 +88,9 @@ male = predict(judge, model.images(model.z_of_seeds(range(1000))))[:, judge.attr
 print(",".join(map(str, male.nonzero()[0][:200])))
 PY
 )
+  # shellcheck disable=SC2046
   $FACEGEN edit "$OUT/synth-$family" --seeds "$MEN" --add No_Beard=-$SYN_STRENGTH --make No_Beard=yes --make No_Beard=no --margin "$SYN_MARGIN" \
-    --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits-men"
+    $(holding $family) --score --judge "$JUDGE32" --out "$OUT/synth-$family/edits-men"
 done
 # The VAE's edits again on the first 200 held-out faces, each encoded (the encoder's mean) and edited from there:
 # its reconstructions are sharper than its prior samples, which tests whether blur hid drawn hats and beards from the judge.

@@ -377,13 +377,13 @@ def field_directions(z: np.ndarray, targets: dict[str, np.ndarray], attributes: 
     return out
 
 
-def _conditioned(grads: torch.Tensor, held: torch.Tensor | None = None) -> torch.Tensor:
+def _conditioned(grads: torch.Tensor) -> torch.Tensor:
     """Per latent, the gradient of output 0 without its components along the others' gradients (N, K, z_dim) -> (N, z_dim):
-    InterFaceGAN's conditioning, done face by face; with `held` (N, K - 1), only along the conditions held at that face."""
+    InterFaceGAN's conditioning, done face by face."""
     g = grads[:, 0]
     if grads.shape[1] > 1:
-        others = (grads[:, 1:] if held is None else grads[:, 1:] * held[:, :, None]).transpose(1, 2)  # (N, z_dim, K - 1)
-        g = g - (others @ (torch.linalg.pinv(others) @ g[:, :, None]))[:, :, 0]  # a condition not held is a zero column
+        others = grads[:, 1:].transpose(1, 2)  # (N, z_dim, K - 1)
+        g = g - (others @ (torch.linalg.pinv(others) @ g[:, :, None]))[:, :, 0]
     return g
 
 
@@ -463,20 +463,26 @@ def make(z: torch.Tensor, direction: Direction, present: bool, margin: float = 1
 
 def _climb(z: torch.Tensor, field: AttributeField, goal: torch.Tensor, moving: torch.Tensor | None = None,
            iterations: int = 50, max_step: float = 0.5, tolerance: float = 0.01, hold_within: float | None = None) -> torch.Tensor:
-    """Move each latent (of `moving`) along its own conditioned gradient of the field until output 0's logit is `goal`
-    (N,) (a field's spread is one logit): Newton steps on the logit, each at most max_step long, so that the path
-    follows the field's curves. With `hold_within`, a condition is held at a face only while its logit there is within
-    that many logits of its boundary: attributes far from flipping do not use up the directions the edit can take."""
+    """Move each latent (of `moving`) until the field's output 0 is `goal` (N,) (a field's spread is one logit), in
+    Gauss-Newton steps of at most max_step, so that the path follows the field's curves. Each step is the shortest move
+    that, to first order, closes output 0's gap and brings every condition back to its logit at the start: InterFaceGAN's
+    conditioning done face by face, with the drift a curved path causes corrected, not only left unpushed. With
+    `hold_within`, a condition is held at a face only while its logit there is within that many logits of its boundary,
+    and kept at most that far from it: attributes far from flipping do not use up the directions the edit can take."""
     moving = torch.ones(len(z), dtype=torch.bool) if moving is None else moving
     z = z.clone()
+    start = field(z)[:, 1:]
+    keep = start if hold_within is None else start.clamp(-hold_within, hold_within)
     for _ in range(iterations):
         logits, grads = field.gradients(z)
         gap = torch.where(moving, goal - logits[:, 0], torch.zeros(()))
         if gap.abs().max() <= tolerance:
             break
-        move = _conditioned(grads, None if hold_within is None else logits[:, 1:].abs() < hold_within)
-        norm = move.norm(dim=1).clamp(min=1e-12)  # also the logit gained per unit moved along move / norm (<move, grad> = norm^2)
-        z = z + ((gap / norm).clamp(-max_step, max_step) / norm)[:, None] * move
+        held = torch.ones_like(start, dtype=torch.bool) if hold_within is None else logits[:, 1:].abs() < hold_within
+        rows = torch.cat([grads[:, :1], grads[:, 1:] * held[:, :, None]], dim=1)  # a condition not held is a zero row: free
+        changes = torch.cat([gap[:, None], (keep - logits[:, 1:]) * held], dim=1) * moving[:, None]
+        step = (torch.linalg.pinv(rows) @ changes[:, :, None])[:, :, 0]
+        z = z + step * (max_step / step.norm(dim=1, keepdim=True).clamp(min=1e-12)).clamp(max=1.0)
     return z
 
 
