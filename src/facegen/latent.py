@@ -467,12 +467,11 @@ def _climb(z: torch.Tensor, field: AttributeField, goal: torch.Tensor, moving: t
     Gauss-Newton steps of at most max_step, so that the path follows the field's curves. Each step is the shortest move
     that, to first order, closes output 0's gap and brings every condition back to its logit at the start: InterFaceGAN's
     conditioning done face by face, with the drift a curved path causes corrected, not only left unpushed. With
-    `hold_within`, a condition is held at a face only while its logit there is within that many logits of its boundary,
-    and kept at most that far from it: attributes far from flipping do not use up the directions the edit can take."""
+    `hold_within`, a condition is held at a face only while its logit there is within that many logits of its boundary
+    (and then pushed back towards its start): attributes far from flipping do not use up the directions the edit can take."""
     moving = torch.ones(len(z), dtype=torch.bool) if moving is None else moving
     z = z.clone()
     start = field(z)[:, 1:]
-    keep = start if hold_within is None else start.clamp(-hold_within, hold_within)
     for _ in range(iterations):
         logits, grads = field.gradients(z)
         gap = torch.where(moving, goal - logits[:, 0], torch.zeros(()))
@@ -480,7 +479,7 @@ def _climb(z: torch.Tensor, field: AttributeField, goal: torch.Tensor, moving: t
             break
         held = torch.ones_like(start, dtype=torch.bool) if hold_within is None else logits[:, 1:].abs() < hold_within
         rows = torch.cat([grads[:, :1], grads[:, 1:] * held[:, :, None]], dim=1)  # a condition not held is a zero row: free
-        changes = torch.cat([gap[:, None], (keep - logits[:, 1:]) * held], dim=1) * moving[:, None]
+        changes = torch.cat([gap[:, None], (start - logits[:, 1:]) * held], dim=1) * moving[:, None]
         step = (torch.linalg.pinv(rows) @ changes[:, :, None])[:, :, 0]
         z = z + step * (max_step / step.norm(dim=1, keepdim=True).clamp(min=1e-12)).clamp(max=1.0)
     return z
