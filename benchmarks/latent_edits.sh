@@ -62,10 +62,10 @@ train_once() {  # RUN TRAIN_ARGS...
 # Directions and scored edits, once per family. The VAE's latent is close to linear: planes fitted to its encoded faces,
 # conditioned on SYN_CONDITION. A GAN's z is not: a field (an MLP) fitted to 20,000 judge-labelled samples, conditioned on
 # every attribute the judge trusts, each held only within SYN_HOLD logits of its boundary (benchmarks/README, "Latent edits").
-TRUSTED=$($PYTHON -c 'import sys; from facegen import latent; from facegen.judge import load_judge
-print(" ".join(latent.trusted_attributes(load_judge(sys.argv[1])[1])))' "$JUDGE32")
 fitting() {  # FAMILY: how its directions are made
-  if [ "$1" = dcgan32 ]; then echo --judge "$JUDGE32" --n 20000 --nonlinear --condition $TRUSTED; else echo --n 9000 --condition $SYN_CONDITION; fi
+  [ "$1" = dcgan32 ] || { echo --n 9000 --condition $SYN_CONDITION; return; }
+  echo --judge "$JUDGE32" --n 20000 --nonlinear --condition "$($PYTHON -c 'import sys; from facegen import latent
+from facegen.judge import load_judge; print(" ".join(latent.trusted_attributes(load_judge(sys.argv[1])[1])))' "$JUDGE32")"
 }
 holding() { [ "$1" = dcgan32 ] && echo --hold-within "$SYN_HOLD" || true; }  # FAMILY
 for family in $FAMILIES; do

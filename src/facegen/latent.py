@@ -447,8 +447,8 @@ def make(z: torch.Tensor, direction: Direction, present: bool, margin: float = 1
     """Give every face the attribute (`present`) or its absence, across a label boundary <z, normal> + offset = 0
     (or a field's logit = 0): each latent short of `margin` spreads past it on the asked side moves along the
     (conditioned) vector, or its own conditioned path through the field (`_climb`), to exactly that, so the result is
-    clearly there rather than a coin toss; latents already that far stay where they are. Unlike `add`, it moves only the faces that
-    need it (removing a negatively named feature, No_Beard, is `present=True`). `hold_within`: as in `_climb`."""
+    clearly there rather than a coin toss; latents already that far stay where they are. Unlike `add`, it moves only the
+    faces that need it (removing a negatively named feature, No_Beard, is `present=True`). `hold_within`: as in `_climb`."""
     if not direction.has_boundary:
         raise ValueError(f"direction {direction.name!r} was made by {direction.method}; only label directions have "
                          "a boundary to cross (use --add or --remove for it)")
