@@ -184,6 +184,24 @@ def test_label_directions_for_a_gan_use_the_judge_and_edits_are_scored(gan_run, 
             latent.directions_from_labels(model, ["Male"], judge_dir, n=200, nonlinear=nonlinear, progress=False)
 
 
+def test_labels_of_the_edited_feature_are_neither_held_nor_counted_as_side_effects(monkeypatch):
+    """A beard drawn with a mustache is still a perfect beard edit: Mustache is reported apart, not as a side effect,
+    and a No_Beard direction is not held to it."""
+    import facegen.judge
+
+    names = ["No_Beard", "Mustache", "Male", "Smiling"]
+    seen = {0: [1, 0, 1, 0], 1: [1, 0, 1, 1], 2: [0, 1, 1, 0], 3: [0, 0, 1, 0], 4: [0, 1, 1, 1], 5: [0, 0, 1, 0]}  # face id -> labels
+    monkeypatch.setattr(facegen.judge, "predict", lambda judge, images, batch_size=256: np.array([seen[int(i)] for i in images[:, 0, 0, 0]], bool))
+    judge = type("Judge", (), {"attr_names": names})()
+    before, after = np.zeros((4, 1, 1, 3), np.uint8), np.zeros((4, 1, 1, 3), np.uint8)
+    before[:, 0, 0, 0], after[:, 0, 0, 0] = [0, 0, 1, 1], [2, 3, 4, 5]
+    score = latent.score_edit(judge, names, before, after, "No_Beard", False, np.ones(4, bool))
+    assert score["flip_rate"] == 1.0 and score["own_feature"] == ["Mustache"] and score["own_feature_changed"] == 0.5
+    assert score["others_changed"] == 1 / 8  # Smiling changed on 1 of 4 faces, Male on none
+    assert set(score["others_changed_each"]) == {"Mustache", "Male", "Smiling"}
+    assert latent.conditions_of("No_Beard", ["Male", "Mustache", "Goatee", "No_Beard", "Smiling", "Male"]) == ["Male", "Smiling"]
+
+
 def test_an_encoder_models_boundary_is_fitted_to_posterior_draws_not_means(vae_run, monkeypatch):
     """Dimension 1 is one a VAE leaves at the prior: its means separate the labels exactly but sit deep inside
     the posterior noise, which the decoder ignores. Dimension 0 carries the attribute in the means the noise
@@ -319,3 +337,27 @@ def test_nonlinear_label_directions_from_the_cli(gan_run, judge_dir, capsys, tmp
     code, _, _ = run(capsys, "edit", str(gan_run), "--seeds", "0-3", "--make", "Smiling=yes", "--walk", "Smiling",
                      "--out", str(tmp_path / "field"))
     assert code == 0 and (tmp_path / "field" / "walk-Smiling.png").is_file()
+
+
+def test_perfect_edits_benchmark_reads_each_edit_and_the_beards_own_labels(judge_dir, capsys, monkeypatch, tmp_path):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    from facegen.judge import train_judge
+
+    script = Path(__file__).parents[1] / "benchmarks" / "perfect_edits.py"
+    monkeypatch.setattr(sys, "argv", [str(script), str(judge_dir)])
+    with pytest.raises(SystemExit):  # a judge of three CelebA-like attributes knows no hats or beards
+        runpy.run_path(str(script), run_name="__main__")
+    assert "knows no No_Beard, Wearing_Hat: train one on synthetic faces" in capsys.readouterr().err
+    train_judge("synthetic:48", tmp_path, resolution=32, epochs=1, batch_size=16, base_channels=4, progress=False)
+    monkeypatch.setattr(latent, "trusted_attributes", lambda checkpoint: list(checkpoint.state["accuracy"]))  # 1 epoch trusts none
+    monkeypatch.setattr(sys, "argv", [str(script), str(tmp_path), "--n", "60"])
+    runpy.run_path(str(script), run_name="__main__")
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [row[0] for row in rows] == ["| add Eyeglasses", "| add Smiling", "| add Wearing_Hat", "| add a beard (men)",
+                                        "| remove Eyeglasses", "| remove Smiling", "| remove Wearing_Hat", "| remove a beard"]
+    beard = rows[3]
+    assert beard[3] == "0.0 %" and float(beard[5].split()[0]) > 0  # nothing else drawn changes; a beard's own labels do
+    assert rows[0][4] == "-"  # glasses are a feature of one label

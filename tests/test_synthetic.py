@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facegen.data.synthetic import CELEBA_ATTRIBUTES, draw_face, write_synthetic_celeba
+from facegen.data.synthetic import CELEBA_ATTRIBUTES, LABEL_GROUPS, draw_face, same_feature, write_synthetic_celeba
 
 SIZE = 32
 
@@ -39,6 +39,44 @@ def test_same_seed_and_index_give_the_same_face():
     assert pixels.shape == (SIZE, SIZE, 3) and pixels.dtype == np.uint8
     assert not np.array_equal(pixels, _face(1, 3)[0])
     assert not np.array_equal(pixels, _face(0, 4)[0])
+
+
+# Another value for every drawn choice that a label reads.
+_OTHER_CHOICES = {
+    "male": [True, False], "pale": [True, False], "shape": ["oval", "round", "plain"],
+    "hair": ["bald", "short", "medium", "long"], "hair_name": ["Black_Hair", "Brown_Hair", "Blond_Hair", "Gray_Hair"],
+    "wavy": [True, False], "bangs": [True, False], "sideburns": [True, False], "narrow_eyes": [True, False],
+    "bushy": [True, False], "arched": [True, False], "big_nose": [True, False], "smiling": [True, False],
+    "mouth_open": [True, False], "lipstick": [True, False], "rosy": [True, False],
+    "beard": ["", "stubble", "goatee", "full"], "mustache": [True, False], "glasses": ["", "clear", "sun"],
+    "hat": ["", "beanie", "brim"],
+}  # fmt: skip
+
+
+def test_a_changed_choice_changes_labels_of_one_group_only():
+    """LABEL_GROUPS is the truth: whatever one drawn choice becomes, the labels that change lie in one group."""
+    for i in range(20):
+        _, labels = draw_face(np.random.default_rng([3, i]), SIZE)
+        for choice, values in _OTHER_CHOICES.items():
+            for value in values:
+                _, changed = draw_face(np.random.default_rng([3, i]), SIZE, change={choice: value})
+                names = {name for name in CELEBA_ATTRIBUTES if labels[name] != changed[name]}
+                assert not names or names <= same_feature(next(iter(names))), (choice, value, names)
+    assert same_feature("Mustache") == same_feature("No_Beard") and "Male" not in same_feature("No_Beard")
+    assert same_feature("Smiling") == {"Smiling"} and all(len(group) > 1 for group in LABEL_GROUPS)
+
+
+def test_a_changed_face_keeps_the_rest_of_the_picture():
+    pixels, labels = _face(0, 5)
+    same, _ = draw_face(np.random.default_rng([0, 5]), SIZE, change={})
+    hat = "brim" if labels["Wearing_Hat"] is False else ""
+    edited, edited_labels = draw_face(np.random.default_rng([0, 5]), SIZE, change={"hat": hat})
+    assert np.array_equal(pixels, np.asarray(same))
+    assert edited_labels["Wearing_Hat"] != labels["Wearing_Hat"]
+    changed_rows = np.abs(np.asarray(edited).astype(int) - pixels).sum(axis=(1, 2)) > 0
+    assert changed_rows.any() and not changed_rows[-SIZE // 4:].any()  # the hat, not the shoulders
+    with pytest.raises(ValueError, match="unknown drawn choices .'beards'.*beard"):
+        draw_face(np.random.default_rng(0), SIZE, change={"beards": "full"})
 
 
 def test_worker_count_does_not_change_the_files(tmp_path):

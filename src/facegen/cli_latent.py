@@ -233,7 +233,9 @@ def cmd_edit(args: argparse.Namespace) -> None:
         print(f"{entry['op']} {entry['direction']}: {reached} reach {'it' if s['target'] else 'its absence'}; of the "
               f"{s['n_moved']} faces moved, other attributes change in {100 * s['others_changed']:.1f} % (in "
               f"{100 * s['others_changed_control']:.1f} % when moved as far at random), "
-              f"Inception cosine {s.get('inception_cosine', float('nan')):.3f}")
+              + (f"its own feature's other labels ({', '.join(s['own_feature'])}) in {100 * s['own_feature_changed']:.1f} %, "
+                 if s["own_feature"] else "")
+              + f"Inception cosine {s.get('inception_cosine', float('nan')):.3f}")
     print(f"wrote {', '.join(record['files'])} and {out / 'edit.json'}")
 
 
@@ -287,7 +289,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from-labels", nargs="+", metavar="ATTR", help="a linear boundary per attribute (InterFaceGAN)")
     p.add_argument("--judge", help="with --from-labels: the attribute judge that labels samples (GANs, or data without labels)")
     p.add_argument("--n", type=int, default=4000, help="with --from-labels: samples (or encoded faces) to fit on (default 4000)")
-    p.add_argument("--condition", nargs="+", metavar="ATTR", help="with --from-labels: keep these attributes unchanged")
+    p.add_argument("--condition", nargs="+", metavar="ATTR", help="with --from-labels: keep these attributes unchanged (each direction but those of its own feature: "
+                   "No_Beard is not held to Mustache)")
     p.add_argument("--nonlinear", action="store_true", help="with --from-labels: fit a small MLP on z instead of a plane; "
                    "edits follow each face's own gradient of it (for GANs, whose z no plane separates well)")
     p.add_argument("--sefa", type=int, metavar="K", help="the top K unsupervised directions of G's first layer (SeFa)")

@@ -26,6 +26,7 @@ from torch import nn
 
 from facegen import checkpoint as ckpt
 from facegen import data
+from facegen.data.synthetic import same_feature
 from facegen.devices import resolve_runtime
 from facegen.files import write_bytes_atomic, write_text_atomic
 from facegen.images import save_image, make_grid, to_float
@@ -246,8 +247,9 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
     1.9 % of the faces a sampled boundary's direction drew them on 70 %; benchmarks/README). Other runs (and
     any run given a judge) label the faces of n prior samples with the attribute judge, keeping its
     confident tails (probability <= 0.5 - tail or >= 0.5 + tail). Each direction is then made orthogonal
-    to those of `conditions`, so editing it leaves them alone. With `nonlinear`, an AttributeField is fitted
-    to all the labels (the judge's probabilities as they are) instead: see field_directions.
+    to those of `conditions` (but for its own feature's labels: `conditions_of`), so editing it leaves them
+    alone. With `nonlinear`, an AttributeField is fitted to all the labels (the judge's probabilities as they
+    are) instead: see field_directions.
     """
     from facegen.encoding import posterior
     from facegen.judge import load_judge, probabilities
@@ -290,12 +292,12 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
         fitted[a] = Direction(a, torch.from_numpy(normal).float(), "labels", int(keep.sum()), source, spread, offset, accuracy)
     out = {}
     for a in attributes:
-        others = [fitted[c].vector for c in conditions if c != a]
-        if not others:
+        held = conditions_of(a, conditions)
+        if not held:
             out[a] = fitted[a]
             continue
-        vector = condition(fitted[a].vector, others)
-        out[a] = Direction(a, vector, "labels", fitted[a].n, f"{source}; conditioned on {', '.join(c for c in conditions if c != a)}",
+        vector = condition(fitted[a].vector, [fitted[c].vector for c in held])
+        out[a] = Direction(a, vector, "labels", fitted[a].n, f"{source}; conditioned on {', '.join(held)}",
                            fitted[a].spread, fitted[a].offset, fitted[a].accuracy, normal=fitted[a].vector)
     return out
 
@@ -367,7 +369,7 @@ def field_directions(z: np.ndarray, targets: dict[str, np.ndarray], attributes: 
     weights = field.state_dict()
     out = {}
     for a in attributes:
-        kept = [a, *(c for c in conditions if c != a)]
+        kept = [a, *conditions_of(a, conditions)]
         rows = torch.tensor([names.index(k) for k in kept])
         own = AttributeField.from_weights({**weights, "net.4.weight": weights["net.4.weight"][rows], "net.4.bias": weights["net.4.bias"][rows]})
         mean_move = _conditioned(own.gradients(torch.from_numpy(z).float())[1]).mean(0)
@@ -375,6 +377,13 @@ def field_directions(z: np.ndarray, targets: dict[str, np.ndarray], attributes: 
         out[a] = Direction(a, mean_move / mean_move.norm(), "field", len(z), f"{source}; an MLP field{conditioned}",
                            1.0, 0.0, float(agreement[names.index(a)]), weights=own.state_dict())
     return out
+
+
+def conditions_of(attribute: str, conditions: Sequence[str]) -> list[str]:
+    """The conditions an attribute's direction is held to: all but the labels of its own feature (`same_feature`),
+    which a perfect edit may change (holding Goatee absent would leave a beard fewer ways to be drawn)."""
+    own = same_feature(attribute)
+    return [c for c in dict.fromkeys(conditions) if c not in own]
 
 
 def _conditioned(grads: torch.Tensor) -> torch.Tensor:
@@ -631,24 +640,29 @@ def score_edit(judge: nn.Module, trusted: Sequence[str], before: np.ndarray, aft
     and counting them would dilute its side effects), the mean fraction whose other trusted attributes the judge
     sees change, the same for the `control` images (the faces moved as far along random directions: what any
     move that long changes), and, with an Inception extractor, the mean cosine of features before and after
-    (1: otherwise the same face)."""
+    (1: otherwise the same face). Labels of the target's own feature (`same_feature`: a beard's Mustache) change with a
+    perfect edit too, so they are reported apart (`own_feature_changed`), not as side effects."""
     from facegen.judge import edit_success, predict
 
     was, now = predict(judge, before), predict(judge, after)  # (N, A)
     needed = was[:, judge.attr_names.index(attribute)] != target
     flipped = edit_success(judge, before, after, attribute, target) if needed.any() else None
     changed = (was != now)[moved]
-    others = [judge.attr_names.index(name) for name in trusted if name != attribute]
-    nothing = float("nan")  # no face moved, or no other attribute to watch
+    own = same_feature(attribute)
+    watched = [judge.attr_names.index(name) for name in trusted if name != attribute]
+    others = [i for i in watched if judge.attr_names[i] not in own]
+    siblings = [i for i in watched if judge.attr_names[i] in own]
+    nothing = float("nan")  # no face moved, or no attribute to watch
 
-    def others_changed(changes: np.ndarray) -> float:  # (moved faces, A) -> share of the other trusted attributes changed
-        return float(changes[:, others].mean()) if others and moved.any() else nothing
+    def share_changed(changes: np.ndarray, columns: list[int]) -> float:  # (moved faces, A) -> share of `columns` changed
+        return float(changes[:, columns].mean()) if columns and moved.any() else nothing
 
     scores = {"attribute": attribute, "target": target, "flip_rate": flipped, "n": len(before), "n_needed": int(needed.sum()),
-              "n_moved": int(moved.sum()), "others_changed": others_changed(changed),
-              "others_changed_each": {judge.attr_names[i]: float(changed[:, i].mean()) if moved.any() else nothing for i in others}}
+              "n_moved": int(moved.sum()), "others_changed": share_changed(changed, others),
+              "own_feature": [judge.attr_names[i] for i in siblings], "own_feature_changed": share_changed(changed, siblings),
+              "others_changed_each": {judge.attr_names[i]: float(changed[:, i].mean()) if moved.any() else nothing for i in watched}}
     if control is not None:
-        scores["others_changed_control"] = others_changed((was != predict(judge, control))[moved])
+        scores["others_changed_control"] = share_changed((was != predict(judge, control))[moved], others)
     if extractor is not None:  # before_features: the same faces' features, when several edits of them are scored
         a = before_features if before_features is not None else extractor.features(before, progress=False)
         b = extractor.features(after, progress=False)

@@ -8,7 +8,8 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -25,6 +26,22 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
     "Wearing_Necktie", "Young",
 )  # fmt: skip
+
+# Labels read from the same drawn choices (`_labels`): changing one choice, a beard drawn, can change any label of its
+# group and none outside it (tests/test_synthetic.py checks every choice). A perfect edit of one of them may change the
+# others (a drawn beard carries a mustache 60 % of the time, and a mustache alone makes No_Beard false), so an edit's
+# side effects are counted outside its group. CelebA's labels of the same names describe the same features.
+LABEL_GROUPS: tuple[frozenset[str], ...] = (
+    frozenset({"5_o_Clock_Shadow", "Goatee", "Mustache", "No_Beard"}),  # beard, mustache
+    frozenset({"Bald", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair", "Straight_Hair", "Wavy_Hair"}),  # hair, its colour, waves
+    frozenset({"Chubby", "Oval_Face"}),  # shape
+)
+
+
+def same_feature(attribute: str) -> frozenset[str]:
+    """The labels that describe the same drawn feature as `attribute`, itself included."""
+    return next((group for group in LABEL_GROUPS if attribute in group), frozenset({attribute}))
+
 
 _SUPERSAMPLE = 4  # drawn at 4x and LANCZOS-downsampled, so edges are antialiased
 _JPEG_QUALITY = 95
@@ -334,10 +351,17 @@ def _check_size(size: int) -> None:
         raise ValueError(f"size must be at least 16 px to draw a recognisable face, got {size}")
 
 
-def draw_face(rng: np.random.Generator, size: int = 64) -> tuple[Image.Image, dict[str, bool]]:
-    """One RGB face of size x size and the attributes it truly shows, drawn from `rng` alone."""
+def draw_face(rng: np.random.Generator, size: int = 64, change: Mapping[str, object] | None = None) -> tuple[Image.Image, dict[str, bool]]:
+    """One RGB face of size x size and the attributes it truly shows, drawn from `rng` alone. `change` replaces drawn
+    choices (fields of `_Face`, e.g. {"glasses": "sun"}) and leaves everything else as the same rng draws it: a
+    perfect edit of that face, the reference an edit of a generated face is measured against."""
     _check_size(size)
     face = _sample_face(rng)
+    if change:
+        unknown = sorted(set(change) - {f.name for f in fields(_Face)})
+        if unknown:
+            raise ValueError(f"unknown drawn choices {unknown}; a face has: {', '.join(f.name for f in fields(_Face))}")
+        face = replace(face, **change)
     px = size * _SUPERSAMPLE
     image = Image.new("RGB", (px, px), _muted(rng))
     draw = ImageDraw.Draw(image)
