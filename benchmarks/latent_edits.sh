@@ -101,6 +101,7 @@ PY
 done
 # The VAE's edits again on the first 200 held-out faces, each encoded (the encoder's mean) and edited from there:
 # its reconstructions are sharper than its prior samples, which tests whether blur hid drawn hats and beards from the judge.
+# shellcheck disable=SC2046
 ! wants vae32 || [ -f "$OUT/synth-vae32/edits-holdout/edit.json" ] || $FACEGEN edit "$OUT/synth-vae32" --holdout 200 "${SYN_EDITS[@]}" \
   $(edit_settings vae32) --score --judge "$JUDGE32" --out "$OUT/synth-vae32/edits-holdout"
 $PYTHON - "$OUT" $FAMILIES <<'PY'
