@@ -2,7 +2,7 @@
 time with one feature changed (`draw_face(change=...)`) and nothing else. Its flip rate and side effects there are
 the best any model's edit can score by that judge (issue 9, target 1; benchmarks/README, "Latent edits").
 
-    python benchmarks/perfect_edits.py runs/latent/judge-synth32-e10 [--n 3000] [--seed 777]
+    python benchmarks/perfect_edits.py runs/latent/judge-synth32-40k [--n 3000] [--seed 777]
 
 Faces are drawn at 64 px and LANCZOS-resized to the judge's resolution, as the data cache prepares them. A changed
 feature takes the values the data draws it with (a beard is a stubble-free goatee, full beard or mustache at the
@@ -46,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("judge", help="a judge trained on synthetic faces (facegen judge train synthetic:N)")
     parser.add_argument("--n", type=int, default=3000, help="faces drawn (default 3000)")
-    parser.add_argument("--seed", type=int, default=777, help="the faces' seed; the judge's data used 0 (default 777)")
+    parser.add_argument("--seed", type=int, default=777, help="the faces' seed, apart from part A's data (seeds 0 and 2; default 777)")
     args = parser.parse_args()
     judge, checkpoint = load_judge(args.judge)
     trusted, names = trusted_attributes(checkpoint), judge.attr_names
