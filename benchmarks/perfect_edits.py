@@ -12,8 +12,8 @@ data's odds, with the data's 60 % mustache on the first two); faces that already
 import argparse
 
 import numpy as np
-from PIL import Image
 
+from facegen.data.cache import fit_image
 from facegen.data.synthetic import draw_face, same_feature
 from facegen.judge import load_judge, predict
 from facegen.latent import trusted_attributes
@@ -39,7 +39,7 @@ EDITS = (
 
 def drawn(seed: int, i: int, resolution: int, change: dict | None = None) -> tuple[np.ndarray, dict[str, bool]]:
     image, labels = draw_face(np.random.default_rng([seed, i]), 64, change)
-    return np.asarray(image.resize((resolution, resolution), Image.Resampling.LANCZOS)), labels
+    return fit_image(image, resolution, crop=None), labels  # as the data cache prepares a synthetic face
 
 
 def main() -> None:
