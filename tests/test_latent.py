@@ -324,6 +324,16 @@ def test_field_directions_are_saved_and_edit_the_same_way_after_loading(tmp_path
     assert torch.equal(latent.make(start, loaded, present=True), latent.make(start, made["Ring"], present=True))
 
 
+def test_an_encoder_model_given_a_judge_fits_its_field_to_judged_prior_samples(vae_run, judge_dir, monkeypatch):
+    """latent_edits.sh edits a VAE along a field fitted to what its decoder draws, not to the labels of encoded faces."""
+    import facegen.judge
+
+    monkeypatch.setattr(facegen.judge, "probabilities", brightness)
+    made = latent.directions_from_labels(latent.open_model(vae_run), ["Smiling"], judge_dir, n=300, nonlinear=True, progress=False)
+    assert made["Smiling"].method == "field" and made["Smiling"].n == 300
+    assert "prior samples labelled by the judge" in made["Smiling"].source
+
+
 def test_nonlinear_label_directions_from_the_cli(gan_run, judge_dir, capsys, tmp_path, monkeypatch):
     import facegen.judge
 
