@@ -270,8 +270,9 @@ def test_train_encoder_for_a_gan_is_saved_and_used(gan_run, capsys):
 
 
 def ring_latents(n: int = 3000) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Latents whose "Ring" attribute (|z[:2]| > 1.2) no plane separates, and a condition on z[2]."""
-    z = np.random.default_rng(0).standard_normal((n, 6)).astype(np.float32)
+    """Latents whose "Ring" attribute (|z[:2]| > 1.2) no plane separates, and a condition on z[2]; ten dimensions, so
+    that every face can reach the ring while keeping its norm (edits stay on the prior's shell)."""
+    z = np.random.default_rng(0).standard_normal((n, 10)).astype(np.float32)
     return z, {"Ring": (np.linalg.norm(z[:, :2], axis=1) > 1.2).astype(np.float32), "Other": (z[:, 2] > 0).astype(np.float32)}
 
 
@@ -284,10 +285,11 @@ def test_a_field_separates_what_no_plane_can_and_moves_each_face_across_it():
     field = latent.AttributeField.from_weights(d.weights)
     score = lambda w: field(w)[:, 0]  # noqa: E731  (in logits, the unit of a field)
     start = torch.from_numpy(z[:40])
-    made = latent.make(start, d, present=True, margin=1.0)
-    already = score(start) >= 1.0
-    assert torch.all(score(made) >= 1.0 - 0.02) and torch.equal(made[already], start[already]) and 0 < already.sum() < 40
+    made = latent.make(start, d, present=True, margin=2.0)
+    already = score(start) >= 2.0
+    assert torch.all(score(made) >= 2.0 - 0.02) and torch.equal(made[already], start[already]) and 0 < already.sum() < 40
     assert (made[:, :2].norm(dim=1) > 1.2).float().mean() >= 0.9  # the true attribute, not only the field's reading
+    assert torch.allclose(made.norm(dim=1), start.norm(dim=1), atol=0.02)  # kept on the prior's shell
     removed = latent.remove(start, d, margin=3.0)
     assert torch.all(score(removed) <= -3.0 + 0.02) and torch.all(removed[:, :2].norm(dim=1) < 1.2)
     assert torch.allclose(score(latent.add(start, d, 0.5)) - score(start), torch.full((40,), 0.5), atol=0.02)
