@@ -28,11 +28,11 @@ wants() { [[ " $FAMILIES " == *" $1 "* ]]; }  # FAMILY: is it among part A's FAM
 SYN_STRENGTH=${SYN_STRENGTH:-3}  # spreads across the boundary (part A)
 # How far past the boundary --make and --remove go (in logits of the family's field), and how near its boundary the field
 # holds a condition (logits). Chosen on seeds 200-399 with the 40,000-face judge, apart from the seeds 0-199 that are
-# reported (benchmarks/README, "Latent edits", twenty-second session for the DCGAN, twenty-third for the VAE).
+# reported (benchmarks/README, "Latent edits", twenty-third session for the VAE, twenty-fourth for the DCGAN).
 SYN_MARGIN_VAE=${SYN_MARGIN_VAE:-3}
 SYN_HOLD_VAE=${SYN_HOLD_VAE:-0.5}
-SYN_MARGIN_DCGAN=${SYN_MARGIN_DCGAN:-3}
-SYN_HOLD_DCGAN=${SYN_HOLD_DCGAN:-1}
+SYN_MARGIN_DCGAN=${SYN_MARGIN_DCGAN:-4}
+SYN_HOLD_DCGAN=${SYN_HOLD_DCGAN:-2}
 # Part A's edits, each applied alone: add the four drawn attributes (every face moved by S spreads), remove them (only
 # the faces with the feature moved; --make No_Beard=yes moves only the bearded ones), then add them with --make (only
 # the faces without the feature moved, each to the same margin past the boundary).

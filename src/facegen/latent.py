@@ -471,18 +471,22 @@ def make(z: torch.Tensor, direction: Direction, present: bool, margin: float = 1
 
 
 def _climb(z: torch.Tensor, field: AttributeField, goal: torch.Tensor, moving: torch.Tensor | None = None,
-           iterations: int = 100, max_step: float = 0.5, tolerance: float = 0.01, hold_within: float | None = None) -> torch.Tensor:
+           iterations: int = 100, max_step: float = 0.5, tolerance: float = 0.01, hold_within: float | None = None,
+           damping: float = 1.0) -> torch.Tensor:
     """Move each latent (of `moving`) until the field's output 0 is `goal` (N,) (a field's spread is one logit), in
     Gauss-Newton steps of at most max_step, so that the path follows the field's curves. Each step is the shortest move
     that, to first order, closes output 0's gap and brings every condition back to its logit at the start: InterFaceGAN's
-    conditioning done face by face, with the drift a curved path causes corrected, not only left unpushed. With
+    conditioning done face by face, with the drift a curved path causes corrected, not only left unpushed. The step is
+    damped (Levenberg-Marquardt, `damping` in squared logits): where the held conditions nearly span the attribute's
+    own gradient, the undamped shortest move is tens to hundreds of units long, and cut down to max_step it points
+    nowhere useful, so faces stalled short of their goal (twenty-fourth session). With
     `hold_within`, a condition is held at a face only while its logit there is within that many logits of its boundary
     (and then pushed back towards its start): attributes far from flipping do not use up the directions the edit can take.
     Every path stays on the sphere |z| = |z at the start|: each step is tangent to it and the latent is put back on it
     after the step. A Gaussian prior's samples lie on a thin shell, where G was trained and the field fitted, and a
     path that leaves it reaches latents neither has seen (a DCGAN's edits flipped more faces with fewer side effects
     on it; benchmarks/README, "Latent edits", twenty-fourth session). Where the goal, the held conditions and the
-    sphere conflict, a step is their least-squares compromise, so a face can end short of its goal."""
+    sphere conflict, a step is their compromise, so a face can end short of its goal."""
     moving = torch.ones(len(z), dtype=torch.bool) if moving is None else moving
     z = z.clone()
     start, radius = field(z)[:, 1:], z.norm(dim=1, keepdim=True).clamp(min=1e-12)
@@ -495,7 +499,8 @@ def _climb(z: torch.Tensor, field: AttributeField, goal: torch.Tensor, moving: t
         # A condition not held is a zero row (free); the last row, z's own direction, must not change: a tangent step.
         rows = torch.cat([grads[:, :1], grads[:, 1:] * held[:, :, None], (z / radius)[:, None]], dim=1)
         changes = torch.cat([gap[:, None], (start - logits[:, 1:]) * held, torch.zeros_like(radius)], dim=1) * moving[:, None]
-        step = (torch.linalg.pinv(rows) @ changes[:, :, None])[:, :, 0]
+        gram = rows @ rows.transpose(1, 2) + damping * torch.eye(rows.shape[1])
+        step = (rows.transpose(1, 2) @ torch.linalg.solve(gram, changes[:, :, None]))[:, :, 0]
         z = z + step * (max_step / step.norm(dim=1, keepdim=True).clamp(min=1e-12)).clamp(max=1.0)
         z = torch.where(moving[:, None], z * radius / z.norm(dim=1, keepdim=True).clamp(min=1e-12), z)
     return z
