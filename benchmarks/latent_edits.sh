@@ -42,8 +42,8 @@ SYN_EDITS=(--add Eyeglasses=$SYN_STRENGTH --add Smiling=$SYN_STRENGTH --add Wear
 mkdir -p "$OUT"
 
 # A. Synthetic ground truth: the VAE trains for 10 minutes, the DCGAN for 5, whose moves in z then change fewer other
-# attributes (trained 5 minutes it met 7 of the 8 edits on seeds 200-399, 10 minutes 6; benchmarks/README, "Latent
-# edits", twenty-third session). The judge reads faces drawn apart from the
+# attributes (with edits kept on the prior's sphere, trained 5 minutes it met 8 of the 8 edits on seeds 200-399, 10
+# minutes 6; benchmarks/README, "Latent edits", twenty-fourth session). The judge reads faces drawn apart from the
 # models' (another seed), four times as many for twice the epochs: the 10,000-face, 10-epoch judge read a perfectly
 # drawn closed smile on 57 % of faces and a perfect beard on 87 % (perfect_edits.py), this one on 96-98 % (5 minutes).
 if [[ " $PARTS " == *" A "* ]]; then
