@@ -490,6 +490,7 @@ def _climb(z: torch.Tensor, field: AttributeField, goal: torch.Tensor, moving: t
     moving = torch.ones(len(z), dtype=torch.bool) if moving is None else moving
     z = z.clone()
     start, radius = field(z)[:, 1:], z.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    ridge = damping * torch.eye(start.shape[1] + 2)  # one row per output, plus the sphere's
     for _ in range(iterations):
         logits, grads = field.gradients(z)
         gap = torch.where(moving, goal - logits[:, 0], torch.zeros(()))
@@ -499,7 +500,7 @@ def _climb(z: torch.Tensor, field: AttributeField, goal: torch.Tensor, moving: t
         # A condition not held is a zero row (free); the last row, z's own direction, must not change: a tangent step.
         rows = torch.cat([grads[:, :1], grads[:, 1:] * held[:, :, None], (z / radius)[:, None]], dim=1)
         changes = torch.cat([gap[:, None], (start - logits[:, 1:]) * held, torch.zeros_like(radius)], dim=1) * moving[:, None]
-        gram = rows @ rows.transpose(1, 2) + damping * torch.eye(rows.shape[1])
+        gram = rows @ rows.transpose(1, 2) + ridge
         step = (rows.transpose(1, 2) @ torch.linalg.solve(gram, changes[:, :, None]))[:, :, 0]
         z = z + step * (max_step / step.norm(dim=1, keepdim=True).clamp(min=1e-12)).clamp(max=1.0)
         z = torch.where(moving[:, None], z * radius / z.norm(dim=1, keepdim=True).clamp(min=1e-12), z)
