@@ -15,6 +15,8 @@ A snapshot is a run folder (config.json + one checkpoint), so `facegen evaluate`
 held-out identities (FID, KID, precision/recall of --n samples) and `facegen compare` shows grids from
 the same seeds. Memorisation: the median Inception distance from a sample to its nearest training image,
 over the same for held-out real faces; about 1 when a model generalises, well below 1 when it copies.
+The table and the compare page cover every snapshot in --out, not only the recipes named this time, so a
+run split over invocations (or sessions) ends in one table; retraining a recipe replaces its snapshots.
 """
 
 from __future__ import annotations
@@ -53,9 +55,21 @@ def describe(info: dict) -> str:
     return f"{info['date']}  {info['cpu']}, {info['cores']} cores, avx512_bf16: {info['avx512_bf16']}, torch {info['torch']}"
 
 
-def record_machine(folder: Path) -> None:
-    """Which CPU trained a snapshot: a table may join snapshots trained in different sessions."""
+def new_snapshot(out: Path, recipe: str, minutes: float) -> Path:
+    """An empty snapshot folder, so scores cached from an earlier training of the recipe cannot outlive it,
+    with the CPU that trained it: a table may join snapshots trained in different sessions."""
+    folder = snapshot_dir(out, recipe, minutes)
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "checkpoints").mkdir(parents=True)
     (folder / "machine.json").write_text(json.dumps(machine()))
+    return folder
+
+
+def all_snapshots(out: Path) -> list[tuple[str, float]]:
+    """(recipe, minutes) of every snapshot in --out, references first, then by name and minutes."""
+    found = [folder.name.removesuffix("min").rsplit("-", 1) for folder in (out / "snapshots").glob("*min") if ckpt.latest(folder)]
+    order = {name: i for i, name in enumerate(REFERENCES)}
+    return sorted(((name, float(m)) for name, m in found), key=lambda s: (order.get(s[0], len(order)), s[0], s[1]))
 
 
 def run_canonical(data: Path, resolution: int, marks: list[float], out: Path) -> None:
@@ -75,12 +89,11 @@ def run_canonical(data: Path, resolution: int, marks: list[float], out: Path) ->
         step += 1
         trained += time.perf_counter() - t
         if trained >= pending[0] * 60:
-            folder = snapshot_dir(out, "canonical", pending.pop(0))
+            folder = new_snapshot(out, "canonical", pending.pop(0))
             state = {"step": step, "train_seconds": trained, "config": cfg.to_dict()}
             ckpt.save(folder / "checkpoints" / f"ckpt-{step:07d}.safetensors",
                       ckpt.Checkpoint("dcgan", architecture, {"G": G.state_dict(), "D": D.state_dict()}, state))
             (folder / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-            record_machine(folder)
             print(f"canonical: {step} steps in {trained / 60:.1f} min -> {folder}", flush=True)
             if not pending:
                 return
@@ -95,12 +108,10 @@ def run_facegen(name: str, preset: str, extra: list[str], data: Path, marks: lis
         command = ([*facegen_cli(), "train", "--preset", preset, "--data", str(data), *extra, "--epochs", "100000"] if i == 0
                    else [*facegen_cli(), "train", "--resume"])
         subprocess.run([*command, "--minutes", str(minutes), "--out", str(run), "--quiet"], check=True)
-        folder = snapshot_dir(out, name, minutes)
-        (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+        folder = new_snapshot(out, name, minutes)
         newest = ckpt.latest(run)
         shutil.copy2(newest, folder / "checkpoints" / newest.name)
         shutil.copy2(run / "config.json", folder / "config.json")
-        record_machine(folder)
         print(f"{name}: {ckpt.read_state(newest)['step']} steps at {minutes:g} min -> {folder}", flush=True)
 
 
@@ -169,21 +180,20 @@ def main() -> None:
     feats = {split: torch.from_numpy(reference_statistics(dataset, split, None, extractor, progress=False).feats).double()
              for split in ("train", "holdout")}
     rows = []
-    for name in [*(["canonical"] if "canonical" in args.references else []), *recipes]:
-        for minutes in marks:
-            folder = snapshot_dir(args.out, name, minutes)
-            if not (folder / "eval.json").is_file():
-                subprocess.run([*facegen_cli(), "evaluate", str(folder), "--n", str(args.n), "--metrics", "fid,kid,pr", "--quiet"],
-                               check=True, stdout=subprocess.DEVNULL)
-            result = json.loads((folder / "eval.json").read_text())
-            state = ckpt.read_state(folder)
-            batch = json.loads((folder / "config.json").read_text())["train"]["batch_size"]
-            rows.append({"recipe": name, "minutes": minutes, "steps": state["step"],
-                         "img_per_s": state["step"] * batch / state["train_seconds"],
-                         **{k: result.get(k) for k in ("fid", "kid", "kid_std", "precision", "recall")},
-                         "memorisation": cached_memorisation(folder, feats["train"], feats["holdout"], extractor),
-                         "trained_on": describe(json.loads((folder / "machine.json").read_text()))})
-            print(json.dumps(rows[-1]), flush=True)
+    for name, minutes in all_snapshots(args.out):
+        folder = snapshot_dir(args.out, name, minutes)
+        if not (folder / "eval.json").is_file():
+            subprocess.run([*facegen_cli(), "evaluate", str(folder), "--n", str(args.n), "--metrics", "fid,kid,pr", "--quiet"],
+                           check=True, stdout=subprocess.DEVNULL)
+        result = json.loads((folder / "eval.json").read_text())
+        state = ckpt.read_state(folder)
+        batch = json.loads((folder / "config.json").read_text())["train"]["batch_size"]
+        rows.append({"recipe": name, "minutes": minutes, "steps": state["step"],
+                     "img_per_s": state["step"] * batch / state["train_seconds"],
+                     **{k: result.get(k) for k in ("fid", "kid", "kid_std", "precision", "recall")},
+                     "memorisation": cached_memorisation(folder, feats["train"], feats["holdout"], extractor),
+                     "trained_on": describe(json.loads((folder / "machine.json").read_text()))})
+        print(json.dumps(rows[-1]), flush=True)
 
     machines = {r["trained_on"]: [] for r in rows}
     for r in rows:
