@@ -7,16 +7,13 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
-def load_quality_budget():
-    sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location("quality_budget", BENCHMARKS / "quality_budget.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(BENCHMARKS))  # the script imports train_speed beside it
+_spec = importlib.util.spec_from_file_location("quality_budget", BENCHMARKS / "quality_budget.py")
+qb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(qb)
 
 
 def test_table_covers_every_snapshot_references_first(tmp_path):
-    qb = load_quality_budget()
     for recipe, minutes in [("fast32+train.lr_decay=0.5", 45), ("recipe", 45), ("fast32", 10), ("recipe", 10), ("canonical", 45)]:
         folder = qb.new_snapshot(tmp_path, recipe, minutes)
         (folder / "checkpoints" / "ckpt-0000010.safetensors").write_bytes(b"")
@@ -26,7 +23,6 @@ def test_table_covers_every_snapshot_references_first(tmp_path):
 
 
 def test_retraining_a_recipe_drops_its_cached_scores(tmp_path):
-    qb = load_quality_budget()
     folder = qb.new_snapshot(tmp_path, "fast32", 10)
     for stale in ("eval.json", "memorisation.json", "checkpoints/ckpt-0008001.safetensors"):
         (folder / stale).write_text("{}")
