@@ -49,11 +49,31 @@ class DataConfig:
     cache_dir: str | None = None  # None: $FACEGEN_CACHE, else ~/.cache/facegen
     diffaugment: str = ""  # DiffAugment policy for D's inputs (Zhao et al. 2020), e.g. "color,translation,cutout"
     mirror: bool = False  # x-flip a random half of each real batch (StyleGAN2-ADA's --mirror): twice the faces to learn from
+    ada_target: float = 0.0  # adaptive augmentation (Karras et al. 2020): the E[sign(D(real))] that p is steered to, 0.6 in the paper; 0 = off
+    ada_augment: str = "bgc"  # ADA's transform groups: b(lit: flips, quarter turns, integer shifts), g(eometric), c(olour); the paper's default
+    ada_interval: int = 4  # steps between adjustments of p (the paper's 4)
+    ada_kimg: float = 500.0  # thousands of images over which p can go from 0 to 1 (the paper's 500)
+    ada_p: float = 0.0  # p at the start of training
 
     def __post_init__(self) -> None:
+        from facegen.ada import parse_groups
         from facegen.augment import parse_policy
 
         parse_policy(self.diffaugment)
+        parse_groups(self.ada_augment)
+        if not 0.0 <= self.ada_target < 1.0:
+            raise ValueError(f"data.ada_target = {self.ada_target} must be in [0, 1): the mean sign of D's outputs on reals to steer p by, "
+                             "e.g. 0.6 (0 turns ADA off)")
+        if self.ada_interval < 1:
+            raise ValueError(f"data.ada_interval = {self.ada_interval} must be a whole number of steps >= 1, e.g. 4")
+        _positive("data.ada_kimg", self.ada_kimg)
+        if not 0.0 <= self.ada_p <= 1.0:
+            raise ValueError(f"data.ada_p = {self.ada_p} must be a probability in [0, 1], e.g. 0")
+        if not self.ada_target:
+            changed = [f"data.{name}" for name in ("ada_augment", "ada_interval", "ada_kimg", "ada_p")
+                       if getattr(self, name) != FIELD_DEFAULTS["data", name]]
+            if changed:
+                raise ValueError(f"{', '.join(changed)} tune adaptive augmentation, which is off; set data.ada_target too, e.g. 0.6")
         if self.resolution not in SUPPORTED_RESOLUTIONS:
             valid = ", ".join(map(str, SUPPORTED_RESOLUTIONS))
             raise ValueError(f"data.resolution = {self.resolution} is not supported; use one of {valid} (4 or 7 doubled)")
@@ -217,7 +237,7 @@ FAMILY_ONLY: dict[tuple[str, str], tuple[str, ...]] = {
     ("loss", "recon"): VAE_FAMILIES, ("loss", "beta"): VAE_FAMILIES, ("loss", "kl_warmup_steps"): VAE_FAMILIES,
     ("loss", "gamma"): ("vaegan",), ("loss", "equilibrium"): ("vaegan",), ("loss", "equilibrium_margin"): ("vaegan",),
     ("loss", "pixel_weight"): ("vaegan",), ("loss", "r1_gamma"): GAN_STEP, ("loss", "r1_every"): GAN_STEP,
-    ("train", "g_steps"): GAN_STEP, ("data", "diffaugment"): GANS,
+    ("train", "g_steps"): GAN_STEP, ("data", "diffaugment"): GANS, ("data", "ada_target"): GANS,
     ("train", "lr_d"): GANS, ("train", "betas_d"): GANS,
 }
 

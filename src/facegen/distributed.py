@@ -80,5 +80,12 @@ def average_gradients(params: list[nn.Parameter]) -> None:
         p.grad.div_(dist.get_world_size())
 
 
+def all_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over the ranks in place (a no-op in one process): statistics every rank must agree on."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
 def unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, DistributedDataParallel) else module

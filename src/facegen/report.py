@@ -32,11 +32,12 @@ OVERLAYS = ((("loss_d", "loss_g"), "GAN losses", "loss", "curves-loss.png"),
             (("d_real", "d_fake"), "mean D output (sigmoid of logits)", "D(x)", "curves-d.png"),
             (("recon",), "reconstruction error (per image)", "error", "curves-recon.png"),
             (("kl",), "KL divergence (per image)", "nats", "curves-kl.png"),
-            (("kid",), "KID during training (quick checks)", "KID", "curves-kid.png"))
+            (("kid",), "KID during training (quick checks)", "KID", "curves-kid.png"),
+            (("ada_p",), "adaptive augmentation probability", "p", "curves-ada.png"))
 # Panels of training.png, each drawn when the run logged any of its keys (GANs, VAEs and VAE-GANs log different ones).
 TRAINING_PANELS = (("GAN loss", ("loss_d", "loss_g")), ("mean D output", ("d_real", "d_fake")),
                    ("D accuracy", ("acc_real", "acc_fake")), ("reconstruction error", ("recon",)), ("KL", ("kl",)),
-                   ("KID (quick check)", ("kid",)))
+                   ("KID (quick check)", ("kid",)), ("adaptive augmentation", ("ada_p", "ada_rt")))
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -169,7 +170,7 @@ def find_runs(folder: str | Path) -> list[Path]:
     return sorted(p.parent for p in folder.rglob("config.json") if ckpt.latest(p.parent) is not None)
 
 
-RUN_COLUMNS = ("run", "preset", "family", "settings", "steps", "seconds", "img_per_s", "loss_d", "loss_g", "recon", "kl",
+RUN_COLUMNS = ("run", "preset", "family", "settings", "steps", "seconds", "img_per_s", "loss_d", "loss_g", "recon", "kl", "ada_p",
                "fid", "kid", "kid_std")  # the keys of runs_table's rows
 
 
@@ -194,7 +195,7 @@ def runs_table(folder: str | Path) -> list[dict]:
             "run": run.name, "preset": info.get("preset"), "family": run.config.get("model.family"),
             "settings": {k: run.config.get(k) for k in differ}, "steps": state.get("step"),
             "seconds": round(seconds, 1) if seconds else None, "img_per_s": round(images / seconds, 1) if seconds else None,
-            **{key: last.get(key) for key in ("loss_d", "loss_g", "recon", "kl")},
+            **{key: last.get(key) for key in ("loss_d", "loss_g", "recon", "kl", "ada_p")},
             "fid": evaluation.get("fid"), "kid": evaluation.get("kid"), "kid_std": evaluation.get("kid_std"),
         })
     return rows

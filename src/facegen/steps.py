@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facegen import distributed, losses
+from facegen.ada import AdaptiveAugment
 from facegen.augment import diff_augment
 from facegen.config import LossConfig
 from facegen.devices import Runtime
@@ -45,6 +46,7 @@ class StepContext:
     step: int = 0
     label_noise: losses.LabelNoise = losses.LabelNoise()
     policy: tuple[str, ...] = ()  # DiffAugment
+    ada: AdaptiveAugment | None = None  # adaptive augmentation; its p and the signs of D(real) it counts live in its buffers
     sigma: float = 0.0  # instance noise at this step
     g_steps: int = 1
 
@@ -62,14 +64,22 @@ def _as_leaves(x: Images) -> Images:
     return [s.detach().requires_grad_() for s in x] if isinstance(x, list) else x.detach().requires_grad_()
 
 
-def d_view(x: Images, policy: tuple[str, ...], sigma: float, noise: torch.Generator) -> Images:
-    """What D sees of a batch: DiffAugment (one draw per sample, shared by its scales), then instance
-    noise of the same sigma at every scale; the same for real and fake."""
-    if policy:
-        x = diff_augment(x, policy, noise)
+def d_view(x: Images, ctx: StepContext) -> Images:
+    """What D sees of a batch: ADA, then DiffAugment (each one draw per sample, shared by its scales), then
+    instance noise of the same sigma at every scale; the same for real and fake."""
+    if ctx.ada is not None:
+        x = ctx.ada(x, ctx.noise)
+    if ctx.policy:
+        x = diff_augment(x, ctx.policy, ctx.noise)
     if isinstance(x, list):
-        return [losses.add_instance_noise(scale, sigma, noise) for scale in x]
-    return losses.add_instance_noise(x, sigma, noise)
+        return [losses.add_instance_noise(scale, ctx.sigma, ctx.noise) for scale in x]
+    return losses.add_instance_noise(x, ctx.sigma, ctx.noise)
+
+
+def _observe(ctx: StepContext, real_logits: torch.Tensor) -> None:
+    """ADA's controller counts the signs of D's outputs on the reals it was shown."""
+    if ctx.ada is not None:
+        ctx.ada.observe(real_logits)
 
 
 def _d_stats(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> Stats:
@@ -90,11 +100,12 @@ def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, 
         x_fake = G(ctx.draw_z())
         if isinstance(x_fake, list):
             x_real = pyramid(x_real)
-        seen_real = d_view(x_real, ctx.policy, ctx.sigma, ctx.noise)
+        seen_real = d_view(x_real, ctx)
         if r1:
             seen_real = _as_leaves(seen_real)
         real_logits = D(seen_real)
-        fake_logits = D(d_view(_detach(x_fake), ctx.policy, ctx.sigma, ctx.noise))
+        fake_logits = D(d_view(_detach(x_fake), ctx))
+    _observe(ctx, real_logits)
     loss_d = losses.d_loss(real_logits, fake_logits, ctx.loss.kind, ctx.label_noise, ctx.noise)
     regularised = loss_d  # the logged loss_d stays the adversarial one, comparable across steps
     if r1:
@@ -113,7 +124,7 @@ def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, 
         with ctx.runtime.autocast():
             if i:
                 x_fake = G(ctx.draw_z())
-            loss_g = losses.g_loss(raw_D(d_view(x_fake, ctx.policy, ctx.sigma, ctx.noise)), ctx.loss.kind)
+            loss_g = losses.g_loss(raw_D(d_view(x_fake, ctx)), ctx.loss.kind)
         opt.G.zero_grad(set_to_none=True)
         opt.scaler.scale(loss_g).backward()
         opt.scaler.step(opt.G)
@@ -156,10 +167,11 @@ def vaegan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tenso
         x_tilde = G(reparameterize(mu, logvar, ctx.noise))  # reconstructions
         x_prior = G(ctx.draw_z())  # samples from the prior
         # A face and its reconstruction get the same augmentation draw, so the feature error compares like with like.
-        seen_real, seen_tilde = d_view([x_real, x_tilde], ctx.policy, ctx.sigma, ctx.noise)
-        seen_prior = d_view(x_prior, ctx.policy, ctx.sigma, ctx.noise)
+        seen_real, seen_tilde = d_view([x_real, x_tilde], ctx)
+        seen_prior = d_view(x_prior, ctx)
         real_logits, real_features = D(seen_real)
         fake_logits, fake_features = D(torch.cat([seen_tilde, seen_prior]))  # (2B, ...): reconstructions, then samples
+    _observe(ctx, real_logits)
     kl = losses.kl_divergence(mu, logvar)
     if ctx.loss.recon == "dis_feature":
         recon = losses.feature_loss(fake_features[: len(x_real)], real_features.detach())

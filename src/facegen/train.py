@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from facegen import checkpoint as ckpt
 from facegen import distributed, encoding, losses, models, report, steps
+from facegen.ada import AdaptiveAugment
 from facegen.augment import parse_policy
 from facegen.config import Config, config_from_dict
 from facegen.data import BatchLoader, FaceDataset, open_dataset
@@ -106,6 +107,9 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
     # EMA copies of every network but D: an encoder is averaged with its decoder, since its latents fit the decoder it
     # trains with (the raw encoder into the EMA decoder reconstructs worse than either pair).
     averaged = {role: copy.deepcopy(net).requires_grad_(False) for role, net in nets.items() if role != "D"} if cfg.train.ema else {}
+    # Adaptive augmentation of D's inputs: its p and controller state are buffers, saved with each checkpoint.
+    ada = (AdaptiveAugment(cfg.data.ada_augment, cfg.data.ada_target, cfg.data.ada_interval, cfg.data.ada_kimg, cfg.data.ada_p)
+           .to(runtime.device) if cfg.data.ada_target else None)
     noise = torch.Generator(runtime.device)  # reseeded every step from (seed, step, rank)
     fixed_z = latents(PREVIEW_SEEDS, nets["G"].z_dim, nets["G"].z_dist)
     start, seconds_before = 0, 0.0
@@ -120,6 +124,8 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
             net.load_state_dict(state.nets.get(ckpt.ema_role(role), state.nets[role]))
         for role, adam in opt.adam.items():
             adam.load_state_dict(state.state["optimizers"][role])
+        if ada is not None and "ada" in state.state:
+            ada.load_state_dict(state.state["ada"])
         torch.set_rng_state(state.state["rng"]["torch"])
         start, seconds_before = state.state["step"], state.state.get("train_seconds", 0.0)
     for adam in opt.adam.values():  # the rate before any decay (and after any rollbacks), saved with Adam's state
@@ -164,6 +170,7 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
             "train_seconds": seconds_before + time.perf_counter() - t_start,
             "optimizers": {role: adam.state_dict() for role, adam in opt.adam.items()},
             "rng": {"torch": torch.get_rng_state()},
+            **({"ada": ada.state_dict()} if ada is not None else {}),
         }
         sample_G()  # the saved EMA G samples as previews do
         raw = {role: distributed.unwrap(net).state_dict() for role, net in nets.items()}
@@ -199,7 +206,8 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
         last_good.update(copy.deepcopy({"step": step, "rng": torch.get_rng_state(),
                                         "nets": {role: net.state_dict() for role, net in nets.items()},
                                         "ema": {role: net.state_dict() for role, net in averaged.items()},
-                                        "adam": {role: adam.state_dict() for role, adam in opt.adam.items()}}))
+                                        "adam": {role: adam.state_dict() for role, adam in opt.adam.items()},
+                                        "ada": ada.state_dict() if ada is not None else None}))
 
     def recover(failed_step: int) -> int:
         """Restore the last good state, scale every learning rate by nan_lr_factor and log it; the step to go on from."""
@@ -212,6 +220,8 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
             net.load_state_dict(last_good["nets"][role])
         for role, net in averaged.items():
             net.load_state_dict(last_good["ema"][role])
+        if ada is not None:
+            ada.load_state_dict(last_good["ada"])
         for role, adam in opt.adam.items():
             adam.load_state_dict(last_good["adam"][role])
             for group in adam.param_groups:
@@ -251,7 +261,7 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
             x_real = to_float(loader.batch(step).to(runtime.device, non_blocking=True))
             ctx = steps.StepContext(
                 cfg.loss, runtime, noise, lambda: latents_for_step(cfg.train.batch_size, nets["G"], noise, runtime.device),
-                step=step, label_noise=label_noise, policy=policy, g_steps=cfg.train.g_steps,
+                step=step, label_noise=label_noise, policy=policy, ada=ada, g_steps=cfg.train.g_steps,
                 sigma=losses.instance_noise_sigma(cfg.loss.instance_noise, step, cfg.loss.instance_noise_anneal_steps),
             )
             stats = update(nets, opt, x_real, ctx)
@@ -265,6 +275,8 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
                 continue
             step += 1
             bar.update()
+            if ada is not None:  # every ada_interval steps, p follows D's confidence on the reals
+                ada.update(step, images_per_step)
             # Stop at the step budget or the wall-clock budget, whichever comes first.
             progress = spent()
             done = progress >= 1.0
@@ -275,7 +287,8 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
                 record = {"step": step, "epoch": step / loader.steps_per_epoch,
                           **{k: round(v.item(), 5) for k, v in stats.items()},
                           "img_per_s": round(images_per_step * (step - max(start, step - cfg.train.log_every)) / (now - t_log), 1),
-                          **({"lr_factor": round(lr_factor(progress, cfg.train.lr_decay), 4)} if cfg.train.lr_decay else {})}
+                          **({"lr_factor": round(lr_factor(progress, cfg.train.lr_decay), 4)} if cfg.train.lr_decay else {}),
+                          **({"ada_p": round(ada.p.item(), 5), "ada_rt": round(ada.rt.item(), 5)} if ada is not None else {})}
                 t_log = now
                 if world.is_main:
                     with open(metrics_path, "a") as f:
