@@ -31,10 +31,11 @@ import torch
 
 import facegen.train as T
 from facegen import distributed, steps
+from facegen.ada import AdaptiveAugment
 from facegen.cli import main
 from facegen.images import to_uint8
 
-seen = {"x": [], "checkpoints": 0, "previews": 0}
+seen = {"x": [], "checkpoints": 0, "previews": 0, "ada": []}
 update_steps, save_checkpoint, save_image = dict(steps.STEPS), T.ckpt.save, T.save_image
 
 def spy(family):
@@ -52,11 +53,25 @@ def spy_image(*args, **kwargs):
     seen["previews"] += 1
     return save_image(*args, **kwargs)
 
+def spy_ada(adjust):
+    def spy_update(self, step, images_per_step):
+        adjust(self, step, images_per_step)
+        seen["ada"].append((self.p.item(), self.rt.item()))
+    return spy_update
+
+def opposite_on_rank1(observe):
+    def observe_opposite(self, real_logits):  # rank 0's D always sure of its reals, rank 1's never
+        observe(self, torch.ones_like(real_logits) * (-1 if os.environ["RANK"] == "1" else 1))
+    return observe_opposite
+
+AdaptiveAugment.update = spy_ada(AdaptiveAugment.update)
+if os.environ.get("ADA_OPPOSITE_RANKS"):
+    AdaptiveAugment.observe = opposite_on_rank1(AdaptiveAugment.observe)
 steps.STEPS.update({family: spy(family) for family in update_steps})
 T.ckpt.save, T.save_image = spy_save, spy_image
 code = main(sys.argv[1:])
 dump = {**{role: net.state_dict() for role, net in seen["nets"].items()}, "x": seen["x"],
-        "checkpoints": seen["checkpoints"], "previews": seen["previews"]}
+        "checkpoints": seen["checkpoints"], "previews": seen["previews"], "ada": seen["ada"]}
 torch.save(dump, Path(os.environ["DUMP_DIR"]) / f"rank{os.environ['RANK']}.pt")
 sys.exit(code)
 '''
@@ -173,6 +188,21 @@ def test_every_update_averages_its_gradients_under_ddp(settings, roles, celeba_d
     assert set(ranks[0]) >= set(roles)
     _equal_across_ranks(ranks, roles)
     assert ckpt.load(tmp_path / "run").state["step"] == 2
+
+
+def test_two_ranks_steer_one_ada_p_from_the_signs_of_both(celeba_dir, cache, tmp_path):
+    """r_t is summed over the ranks before p moves, so both keep one p (and one augmentation strength), even when
+    their own D outputs say opposite things (the driver makes rank 0's D always sure and rank 1's never: r_t is 0 over both, +1 and -1 on each alone)."""
+    (tmp_path / "driver.py").write_text(textwrap.dedent(DRIVER))
+    settings = ["data.ada_target=0.6", "data.ada_interval=1", "data.ada_kimg=0.04", "data.ada_p=0.5"]
+    args = train_args(celeba_dir, tmp_path / "run", STEPS) + [arg for key in settings for arg in ("--set", key)]
+    torchrun([str(tmp_path / "driver.py")], args, cache, DUMP_DIR=str(tmp_path), ADA_OPPOSITE_RANKS="1")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    assert len(ranks[0]["ada"]) == STEPS and ranks[0]["ada"] == ranks[1]["ada"]
+    assert all(rt == 0 for _, rt in ranks[0]["ada"])
+    assert [round(p, 6) for p, _ in ranks[0]["ada"]] == [0.3, 0.1, 0.0, 0.0]  # 0 < target: down by 2 x 4 / 40 a step
+    _equal_across_ranks(ranks, ("G", "D"))
+    assert ckpt.load(tmp_path / "run").state["ada"]["p"].item() == ranks[0]["ada"][-1][0]
 
 
 def test_sync_batchnorm_on_cpu_is_a_clear_error_before_training(tmp_path):
