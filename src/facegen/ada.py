@@ -149,7 +149,9 @@ def colour_matrix(n: int, p: float, generator: torch.Generator | None) -> torch.
     hue[:, 3, 3] = 1
     C = hue @ C
     saturation = _gate(np.exp2(z[:, 2] * SATURATION_STD), 1.0, u[:, 6], p)[:, None, None]
-    C = (luma + (eye - luma) * saturation) @ C
+    chroma = eye - luma
+    chroma[3, 3] = 0  # the homogeneous coordinate stays 1
+    C = (luma + chroma * saturation + np.diag([0.0, 0.0, 0.0, 1.0])) @ C
     return torch.from_numpy(C).float()
 
 
@@ -215,9 +217,11 @@ class AdaptiveAugment(nn.Module):
     def update(self, step: int, images_per_step: int) -> None:
         """After training step `step` (counted from 1): every `interval` steps, r_t over them on all ranks moves p by
         sign(r_t - target) x (images seen since) / (kimg x 1000), clipped to [0, 1]."""
-        if step % self.interval or self.signs[1] == 0:
+        if step % self.interval:
             return
-        distributed.all_sum(self.signs)
+        distributed.all_sum(self.signs)  # every rank takes part, whatever it counted
+        if self.signs[1] == 0:  # nothing observed (D never ran on reals): nothing to steer by
+            return
         self.rt.copy_(self.signs[0] / self.signs[1])
         self.p.add_(torch.sign(self.rt - self.target) * images_per_step * self.interval / (self.kimg * 1000)).clamp_(0, 1)
         self.signs.zero_()
