@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from facegen import checkpoint as ckpt
 from facegen import distributed, encoding, losses, models, report, steps
@@ -23,6 +22,7 @@ from facegen.data import BatchLoader, FaceDataset, open_dataset
 from facegen.devices import resolve_runtime
 from facegen.files import RunLock, write_text_atomic
 from facegen.images import make_grid, save_image, to_float
+from facegen.progress import TrainProgress
 from facegen.sample import generate, latents, recompute_batchnorm
 
 PREVIEW_SEEDS = range(64)  # previews show the same faces as `facegen sample --seeds 0-63`
@@ -239,7 +239,8 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
 
     # The loop.
     remember(start)
-    bar = tqdm(total=total_steps, initial=start, desc="train", unit="step", disable=not (progress and world.is_main))
+    bar = TrainProgress(cfg.train.minutes, cfg.train.steps, cfg.train.epochs, loader.steps_per_epoch, start, seconds_before,
+                        enabled=progress and world.is_main)
     images_per_step = cfg.train.batch_size * world.size
     t_start = t_log = time.perf_counter()
 
@@ -261,7 +262,7 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
             x_real = to_float(loader.batch(step).to(runtime.device, non_blocking=True))
             ctx = steps.StepContext(
                 cfg.loss, runtime, noise, lambda: latents_for_step(cfg.train.batch_size, nets["G"], noise, runtime.device),
-                step=step, label_noise=label_noise, policy=policy, ada=ada, g_steps=cfg.train.g_steps,
+                step=step, label_noise=label_noise, policy=policy, ada=ada, g_steps=cfg.train.g_steps, mixing=cfg.model.mixing,
                 sigma=losses.instance_noise_sigma(cfg.loss.instance_noise, step, cfg.loss.instance_noise_anneal_steps),
             )
             stats = update(nets, opt, x_real, ctx)
@@ -274,7 +275,7 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
                 step = recover(step)
                 continue
             step += 1
-            bar.update()
+            bar.advance(step, seconds_before + time.perf_counter() - t_start)
             if ada is not None:  # every ada_interval steps, p follows D's confidence on the reals
                 ada.update(step, images_per_step)
             # Stop at the step budget or the wall-clock budget, whichever comes first.
