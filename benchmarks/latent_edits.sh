@@ -91,7 +91,7 @@ import sys
 from facegen import latent
 from facegen.judge import load_judge, predict
 model, (judge, _) = latent.open_model(sys.argv[1]), load_judge(sys.argv[2])
-male = predict(judge, model.images(model.z_of_seeds(range(1000))))[:, judge.attr_names.index("Male")]
+male = predict(judge, model.images(model.latents_of_seeds(range(1000))))[:, judge.attr_names.index("Male")]
 print(",".join(map(str, male.nonzero()[0][:200])))
 PY
 )
@@ -175,7 +175,7 @@ from facegen import latent
 from facegen.images import make_grid, save_image
 from facegen.judge import load_judge, probabilities
 model, (judge, _) = latent.open_model(sys.argv[1]), load_judge(sys.argv[2])
-images = model.images(model.z_of_seeds(range(2000)))
+images = model.images(model.latents_of_seeds(range(2000)))
 p = probabilities(judge, images)[:, judge.attr_names.index("Eyeglasses")]
 best = np.argsort(-p)[:48]
 save_image(make_grid(images[best], nrow=8), f"{sys.argv[3]}/candidates-eyeglasses.png")

@@ -175,7 +175,7 @@ def test_label_directions_for_a_gan_use_the_judge_and_edits_are_scored(gan_run, 
     assert 0 <= added["score"]["flip_rate"] <= 1 and -1 <= added["score"]["inception_cosine"] <= 1
     assert 0 <= added["score"]["others_changed_control"] <= 1 and "when moved as far at random" in out
     # Side effects count only the faces an edit moved: all of them for --add, those short of the margin for --make.
-    z, d = model.z_of_seeds(range(8)), latent.load_directions(gan_run)["Male"]
+    z, d = model.latents_of_seeds(range(8)), latent.load_directions(gan_run)["Male"]
     short = int(((z @ d.boundary_normal() + d.offset) / d.spread > -1.0).sum())
     assert added["score"]["n_moved"] == 8 and made["present"] is False and made["score"]["n_moved"] == short
     monkeypatch.setattr(facegen.judge, "probabilities", lambda judge, images, batch_size=256: np.ones((len(images), len(judge.attr_names))))
@@ -255,9 +255,9 @@ def test_edits_of_held_out_faces_start_from_their_encodings(vae_run, capsys, tmp
 
 def test_projection_finds_a_latent_the_generator_made(gan_run):
     model = latent.open_model(gan_run)
-    target_z = model.z_of_seeds([5])
+    target_z = model.latents_of_seeds([5])
     found = latent.project(model, model.images(target_z), steps=150, starts=2, lr=0.1)
-    start = model.z_of_seeds([latent.PROJECTION_SEEDS])
+    start = model.latents_of_seeds([latent.PROJECTION_SEEDS])
     error = lambda z: np.abs(model.images(z).astype(int) - model.images(target_z).astype(int)).mean()  # noqa: E731
     assert error(found) < error(start)
 

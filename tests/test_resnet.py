@@ -70,7 +70,7 @@ def resnet_run(faces, tmp_path_factory):
 def test_latent_tools_work_from_a_resnet_checkpoint(resnet_run):
     model = latent.open_model(resnet_run)
     assert set(latent.sefa_directions(model, k=2)) == {"sefa0", "sefa1"}  # from G's dense projection of z
-    z = model.z_of_seeds([3])
+    z = model.latents_of_seeds([3])
     features = latent.d_features(model.D, torch.zeros(1, 3, 32, 32))
     assert features is not None and features.shape[-2:] == (4, 4)  # the projection's perceptual term is D's own
     found = latent.project(model, model.images(z), steps=5, starts=1)

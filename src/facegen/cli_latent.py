@@ -82,7 +82,7 @@ def _latents_of(model, args: argparse.Namespace):
     from facegen.sample import parse_seeds
 
     if args.seeds:
-        z = model.z_of_seeds(parse_seeds(args.seeds))
+        z = model.latents_of_seeds(parse_seeds(args.seeds))
         return z, model.images(z), None
     photos = latent.load_photos(model, args.images) if args.images else _holdout_faces(model.checkpoint, args.holdout)[0]
     z, report = _photo_latents(model, photos, args.refine_steps)
@@ -108,13 +108,29 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
     from facegen.sample import parse_seeds
 
     model = latent.open_model(args.run)
+    if args.slerp and not model.spherical:
+        raise ValueError(f"--slerp follows the sphere a Gaussian prior's z lie on; this model interpolates in {model.space}, "
+                         "where lerp is natural: drop --slerp")
     if args.seeds:
-        points = model.z_of_seeds(parse_seeds(args.seeds))
+        points = model.latents_of_seeds(parse_seeds(args.seeds))
     else:
         points, _ = _photo_latents(model, latent.load_photos(model, args.images.split(",")), args.refine_steps)
     frames = model.images(latent.interpolate(points, args.steps, args.slerp))
     latent.save_frames(frames, args.out, per_row=args.steps)
     print(f"wrote {len(frames)} {'slerp' if args.slerp else 'lerp'} frames through {len(points)} points to {args.out}")
+
+
+def cmd_mix(args: argparse.Namespace) -> None:
+    from facegen import latent
+    from facegen.images import make_grid, save_image
+    from facegen.sample import parse_seeds
+
+    model = latent.open_model(args.run)
+    rows, columns = parse_seeds(args.rows), parse_seeds(args.columns)
+    grid = latent.style_mix(model, rows, columns, args.cutoff)
+    save_image(make_grid(grid, nrow=len(columns) + 1), args.out)
+    print(f"wrote a style-mixing grid to {args.out}: rows {args.rows} give layers 0-{args.cutoff - 1} (coarse), "
+          f"columns {args.columns} layers {args.cutoff}-{model.layers - 1} (fine)")
 
 
 def cmd_directions(args: argparse.Namespace) -> None:
@@ -193,17 +209,17 @@ def cmd_edit(args: argparse.Namespace) -> None:
     for kind, name, value in operations:
         direction = latent.pick(directions, name)
         if kind == "add":
-            z_edited, target = latent.add(z, direction, value, args.hold_within), value > 0
+            z_edited, target = latent.add(z, direction, value, args.hold_within, model.spherical), value > 0
         elif kind == "remove":
-            z_edited, target = latent.remove(z, direction, args.margin, args.hold_within), False
+            z_edited, target = latent.remove(z, direction, args.margin, args.hold_within, model.spherical), False
         else:
-            z_edited, target = latent.make(z, direction, value, args.margin, args.hold_within), value
+            z_edited, target = latent.make(z, direction, value, args.margin, args.hold_within, model.spherical), value
         edited = model.images(z_edited)
         columns.append(edited)
         entry = {"op": kind, "direction": name, "method": direction.method} | \
             ({"strength": value} if kind == "add" else {"present": value} if kind == "make" else {})
         if judge is not None and name in judge.attr_names:
-            moved = (z_edited != z).any(dim=1).numpy()
+            moved = (z_edited != z).flatten(1).any(dim=1).numpy()
             entry["score"] = latent.score_edit(judge, trusted, start, edited, name, target, moved,
                                                extractor=extractor, before_features=start_features,
                                                control=model.images(latent.random_moves(z, z_edited)))
@@ -214,7 +230,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
         record["files"].append(str(save_image(make_grid(grid, nrow=len(columns)), out / "edits.png")))
     if args.walk:
         strengths = np.linspace(*walk_range, args.steps).tolist()
-        frames = model.images(latent.walk(z, latent.pick(directions, args.walk), strengths))
+        frames = model.images(latent.walk(z, latent.pick(directions, args.walk), strengths, model.spherical))
         record["files"].append(str(save_image(make_grid(frames, nrow=len(strengths)), out / f"walk-{args.walk}.png")))
         record["operations"].append({"op": "walk", "direction": args.walk, "strengths": strengths})
     if args.mean_of:
@@ -271,6 +287,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="the PNG to write")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_latent_plot)
+
+    p = sub.add_parser("mix", help="style models: a style-mixing grid, coarse styles of the rows' seeds with fine styles of the columns'")
+    p.add_argument("run", help="a run directory or checkpoint of a style model")
+    p.add_argument("--rows", required=True, help="seeds whose coarse styles (pose, face shape) each row keeps, e.g. 0-3")
+    p.add_argument("--columns", required=True, help="seeds whose fine styles (colours, texture) each column gives, e.g. 4-9")
+    p.add_argument("--cutoff", type=int, default=3, help="the first layer taken from the column's w (default 3: after 8 px)")
+    p.add_argument("--out", required=True, help="the PNG grid to write")
+    p.set_defaults(func=cmd_mix)
 
     p = sub.add_parser("interpolate", help="a strip or GIF through seeds' or photos' latents (lerp or slerp)")
     p.add_argument("run", help="a run directory or checkpoint")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,15 +45,29 @@ def latents(seeds: Sequence[int], z_dim: int, z_dist: str = "normal") -> torch.T
     return torch.stack(rows)
 
 
+def check_truncation(G: nn.Module, truncation: float) -> None:
+    """Truncation pulls w toward its tracked mean: only a style model has one."""
+    if truncation != 1 and "truncation" not in inspect.signature(G.forward).parameters:
+        raise ValueError(f"--truncation {truncation}: only a style model (model.family=stylegan) has a mean w to pull "
+                         "its samples toward; drop --truncation for this run")
+    if not 0 <= truncation <= 1:
+        raise ValueError(f"--truncation {truncation} must be in [0, 1]: 1 samples as trained, 0 gives the mean face, e.g. 0.7")
+
+
 @torch.inference_mode()
-def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    """uint8 (N, R, R, 3) images of latents z, with G in eval mode (BatchNorm uses running statistics)."""
+def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 64, truncation: float = 1.0, edit_space: bool = False) -> np.ndarray:
+    """uint8 (N, R, R, 3) images of latents z, with G in eval mode (BatchNorm uses running statistics); a style
+    model's w pulled toward its mean by truncation < 1. With edit_space, z are latents of the space the latent tools
+    edit in (G.from_edit_space: z itself for most models, w or W+ for a style model)."""
+    check_truncation(G, truncation)
+    options = {"truncation": truncation} if truncation != 1 else {}
+    forward = G.from_edit_space if edit_space else G
     was_training = G.training
     G.eval()
     device = next(G.parameters()).device
     out = []
     for chunk in z.split(batch_size):
-        x = G(chunk.to(device))
+        x = forward(chunk.to(device), **options)
         out.append(to_uint8(x[-1] if isinstance(x, list) else x))  # multi-scale generators: the finest scale
     G.train(was_training)
     return np.concatenate(out)
@@ -85,6 +100,6 @@ def recompute_batchnorm(G: nn.Module, batches: int, batch_size: int = 64) -> Non
     G.train(was_training)
 
 
-def sample_seeds(G: nn.Module, seeds: Sequence[int], batch_size: int = 64) -> np.ndarray:
+def sample_seeds(G: nn.Module, seeds: Sequence[int], batch_size: int = 64, truncation: float = 1.0) -> np.ndarray:
     """Images for the given seeds, reading z_dim and the latent prior from the generator itself."""
-    return generate(G, latents(seeds, G.z_dim, G.z_dist), batch_size)
+    return generate(G, latents(seeds, G.z_dim, G.z_dist), batch_size, truncation)

@@ -68,6 +68,8 @@ def generator_blocks(resolution: int, z_dim: int, chans: list[int], g_activation
 class Generator(nn.Module):
     """z (B, z_dim) -> image (B, 3, R, R) in [-1, 1]."""
 
+    edit_space = "z"  # what the latent tools move: a Gaussian prior's z (its samples lie on a thin shell)
+
     def __init__(
         self,
         resolution: int = 64,
@@ -88,6 +90,13 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+    def to_edit_space(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent tools edit z itself."""
+        return z
+
+    def from_edit_space(self, z: torch.Tensor) -> torch.Tensor:
+        return self(z)
 
 
 class Discriminator(nn.Module):

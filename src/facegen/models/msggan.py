@@ -37,6 +37,8 @@ def pyramid(x: torch.Tensor) -> list[torch.Tensor]:
 class Generator(nn.Module):
     """z (B, z_dim) -> [(B, 3, base, base), ..., (B, 3, R, R)] in [-1, 1]; the last one is the image."""
 
+    edit_space = "z"  # what the latent tools move: a Gaussian prior's z (its samples lie on a thin shell)
+
     def __init__(
         self,
         resolution: int = 64,
@@ -61,6 +63,13 @@ class Generator(nn.Module):
             h = block(h)
             images.append(to_rgb(h))
         return images
+
+    def to_edit_space(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent tools edit z itself."""
+        return z
+
+    def from_edit_space(self, z: torch.Tensor) -> list[torch.Tensor]:
+        return self(z)
 
 
 class Discriminator(nn.Module):

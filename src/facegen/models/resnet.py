@@ -67,6 +67,8 @@ class DownBlock(nn.Module):
 class Generator(nn.Module):
     """z (B, z_dim) -> image (B, 3, R, R) in [-1, 1]."""
 
+    edit_space = "z"  # what the latent tools move: a Gaussian prior's z (its samples lie on a thin shell)
+
     def __init__(self, resolution: int = 32, z_dim: int = 128, z_dist: str = "normal", base_channels: int = 64) -> None:
         super().__init__()
         self.resolution, self.z_dim, self.z_dist = resolution, z_dim, z_dist  # read by sampling
@@ -79,6 +81,13 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.to_rgb(self.blocks(self.project(z)))
+
+    def to_edit_space(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent tools edit z itself."""
+        return z
+
+    def from_edit_space(self, z: torch.Tensor) -> torch.Tensor:
+        return self(z)
 
 
 class Discriminator(nn.Module):

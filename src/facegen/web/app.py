@@ -135,11 +135,11 @@ class Explorer:
     # Faces.
 
     def latents(self, rid: str, model: latent.LatentModel, point: dict) -> torch.Tensor:
-        """(1, z_dim) for {"seed": S} or {"photo": TOKEN} (a photo uploaded to this run)."""
+        """(1, ...) edit-space latent for {"seed": S} or {"photo": TOKEN} (a photo uploaded to this run)."""
         if not isinstance(point, dict) or len(point) != 1 or not ({"seed", "photo"} & set(point)):
             raise WebError(400, 'a face is {"seed": N} or {"photo": TOKEN}')
         if "seed" in point:
-            return model.z_of_seeds([check_seed(point["seed"])])
+            return model.latents_of_seeds([check_seed(point["seed"])])
         token = point["photo"]
         if not isinstance(token, str) or token not in self.photos or self.photos[token][0] != rid:
             raise WebError(404, "unknown photo token; upload the photo to this run again")
@@ -153,7 +153,7 @@ class Explorer:
         if len(seeds) > MAX_FACES:
             raise WebError(400, f"seeds {seeds_text!r} asks for {len(seeds)} faces; at most {MAX_FACES} per request")
         model = self.model(rid)
-        images = model.images(model.z_of_seeds(seeds))
+        images = model.images(model.latents_of_seeds(seeds))
         return [{"seed": seed, "image": png_data_url(image)} for seed, image in zip(seeds, images)]
 
     def edit(self, rid: str, face: dict, add: dict, remove: list) -> str:
@@ -165,17 +165,18 @@ class Explorer:
         for name, strength in add.items():
             if not isinstance(strength, (int, float)) or isinstance(strength, bool) or not abs(strength) <= MAX_STRENGTH:
                 raise WebError(400, f"strength of {str(name)[:40]!r} must be a number in [-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}], got {strength!r}")
-            z = latent.add(z, known_direction(directions, name), float(strength))
+            z = latent.add(z, known_direction(directions, name), float(strength), sphere=model.spherical)
         for name in remove:
-            z = latent.remove(z, known_direction(directions, name))
+            z = latent.remove(z, known_direction(directions, name), sphere=model.spherical)
         return png_data_url(model.images(z)[0])
 
     def interpolate(self, rid: str, a: dict, b: dict, steps: int, slerp: bool) -> list[str]:
         if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= MAX_FRAMES:
             raise WebError(400, f"steps must be a whole number from 2 to {MAX_FRAMES}, got {steps!r}")
         model = self.model(rid)
-        points = torch.cat([self.latents(rid, model, a), self.latents(rid, model, b)])
-        frames = model.images(latent.interpolate(points, steps, bool(slerp)))
+        ends = [self.latents(rid, model, a), self.latents(rid, model, b)]
+        points = torch.cat([model.per_layer(end) for end in ends] if any(end.dim() == 3 for end in ends) else ends)  # W+ photo
+        frames = model.images(latent.interpolate(points, steps, bool(slerp) and model.spherical))  # w: lerp is natural
         return [png_data_url(frame) for frame in frames]
 
     def photo(self, rid: str, data: bytes, name: str) -> dict:
