@@ -1,6 +1,5 @@
 import pytest
 import torch
-import torch.nn.functional as F
 
 from facegen.ada import AdaptiveAugment, ada_augment, parse_groups
 from facegen.models.msggan import pyramid

@@ -76,5 +76,5 @@ def test_init_is_normal_with_std_0_02():
 def test_unsupported_resolution_lists_the_valid_ones():
     with pytest.raises(ValueError, match="resolution 48 is not supported; use one of 32, 56, 64, 112, 128"):
         models.build("dcgan", resolution=48)
-    with pytest.raises(ValueError, match="unknown model family 'stylegan'"):
-        models.build("stylegan", resolution=64)
+    with pytest.raises(ValueError, match="unknown model family 'biggan'"):
+        models.build("biggan", resolution=64)

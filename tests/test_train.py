@@ -10,6 +10,8 @@ from facegen.sample import recompute_batchnorm
 from facegen.train import lr_factor, train
 
 TINY = ["model.base_channels=4", "train.batch_size=4", "data.split=all"]
+TINY_STYLE = ["model.channel_base=64", "model.channel_max=8", "model.w_dim=8", "model.z_dim=8", "model.mapping_layers=1",
+              "train.batch_size=4", "data.split=all"]
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +23,14 @@ def sources(celeba_dir, tmp_path_factory):
 @pytest.mark.parametrize("preset", preset_names())
 def test_every_preset_trains_two_steps(preset, sources, tmp_path):
     source = sources.get(preset, sources["default"])
-    cfg = load_config(preset, overrides=[f"data.source={source}", *TINY, "train.steps=2"])
+    tiny = TINY_STYLE if load_config(preset).model.family == "stylegan" else TINY
+    cfg = load_config(preset, overrides=[f"data.source={source}", *tiny, "train.steps=2"])
     out = train(cfg, tmp_path / "run", progress=False)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["step"] == 2
     gan_keys, vae_keys = {"loss_d", "loss_g", "d_real", "d_fake", "acc_real", "acc_fake"}, {"recon", "kl"}
-    expected = {"dcgan": gan_keys, "msggan": gan_keys, "vae": vae_keys | {"loss"}, "vaegan": gan_keys | vae_keys}[cfg.model.family]
+    expected = {"dcgan": gan_keys, "msggan": gan_keys, "stylegan": gan_keys, "vae": vae_keys | {"loss"},
+                "vaegan": gan_keys | vae_keys}[cfg.model.family]
     assert expected | {"img_per_s", "epoch"} <= set(records[-1])
     loaded = ckpt.load(out)
     assert loaded.architecture["resolution"] == cfg.data.resolution and loaded.state["step"] == 2

@@ -118,7 +118,7 @@ def cmd_runs(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     from facegen.checkpoint import load_generator
     from facegen.images import save_grid, save_image
-    from facegen.sample import parse_seeds, sample_seeds
+    from facegen.sample import check_truncation, parse_seeds, sample_seeds
 
     seeds = parse_seeds(args.seeds if args.seeds else f"0-{args.n - 1}") if args.seeds or args.n >= 1 else []
     if not seeds:
@@ -126,13 +126,14 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size}: generate at least one image at a time, e.g. --batch-size 64")
     G, checkpoint = load_generator(args.run)
+    check_truncation(G, args.truncation)
     if args.prior == "gmm":
         from facegen.encoding import gmm_prior
         from facegen.sample import generate
 
         images = generate(G, gmm_prior(args.run).latents(seeds), args.batch_size)
     else:
-        images = sample_seeds(G, seeds, args.batch_size)
+        images = sample_seeds(G, seeds, args.batch_size, args.truncation)
     if args.out:
         for seed, image in zip(seeds, images):
             save_image(image, Path(args.out) / f"seed-{seed:06d}.png")
@@ -309,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--prior", choices=("normal", "gmm"), default="normal",
                    help="VAEs: gmm samples a Gaussian mixture fitted to the training latents (needs facegen[latent])")
+    p.add_argument("--truncation", type=float, default=1.0,
+                   help="style models: pull w toward its tracked mean, 1 (default) as trained, e.g. 0.7 for safer faces")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("demo", help="synthetic faces -> a small DCGAN in a few CPU minutes -> runs/demo")

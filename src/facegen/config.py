@@ -25,7 +25,7 @@ from facegen.models.dcgan import D_KERNELS
 SPLITS = ("train", "holdout", "all")
 Z_DISTS = ("normal", "uniform")
 ACTIVATIONS = ("relu", "leaky_relu")
-FAMILIES = ("dcgan", "msggan", "resnet", "vae", "vaegan")
+FAMILIES = ("dcgan", "msggan", "resnet", "stylegan", "vae", "vaegan")
 VAE_FAMILIES = models.ENCODER_FAMILIES
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -84,8 +84,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    family: str = "dcgan"  # dcgan; msggan (Karnewar & Wang 2019); resnet (SNGAN-style residual nets); vae (Kingma & Welling 2014); vaegan (Larsen et al. 2016)
-    z_dim: int | None = None  # None: the family's default, 100 for DCGAN/MSG-GAN (Radford et al.), 128 for resnet and VAEs
+    family: str = "dcgan"  # dcgan; msggan (Karnewar & Wang 2019); resnet (SNGAN-style residual nets); stylegan (Karras et al. 2020); vae (Kingma & Welling 2014); vaegan (Larsen et al. 2016)
+    z_dim: int | None = None  # None: the family's default, 100 for DCGAN/MSG-GAN (Radford et al.), 128 for resnet and VAEs, 512 for stylegan
     z_dist: str = "normal"  # normal N(0, 1) or uniform U(-1, 1), the paper's choice
     base_channels: int = 64  # channels of G's last and D's first block, doubled per level (ngf = ndf = 64)
     d_base_channels: int | None = None  # dcgan: D's own first-block width (D costs about 70 % of a step); None = base_channels
@@ -95,6 +95,11 @@ class ModelConfig:
     dropout: float = 0.0  # Dropout after every block of both nets; 0.5 in the 56 px report
     spectral_norm: bool = False  # spectral normalisation of every D layer (Miyato et al. 2018)
     feature_layer: int | None = None  # vaegan: D's conv whose pre-BatchNorm output measures reconstructions; None: the 8x8 one (Larsen)
+    w_dim: int | None = None  # stylegan: width of w and of the mapping network; None = 512 (the paper)
+    mapping_layers: int | None = None  # stylegan: depth of the mapping network z -> w; None = 8 (the paper)
+    channel_base: int | None = None  # stylegan: a map of r px has min(channel_base / r, channel_max) channels; None = 32768 (config F)
+    channel_max: int | None = None  # stylegan: None = 512 (config F)
+    mixing: float = 0.9  # stylegan: share of training fakes whose later layers take a second latent's w (style mixing, the paper's 0.9)
 
     def __post_init__(self) -> None:
         _choice("model.family", self.family, FAMILIES)
@@ -109,6 +114,11 @@ class ModelConfig:
         _choice("model.g_activation", self.g_activation, ACTIVATIONS)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout = {self.dropout} must be in [0, 1)")
+        for name in ("w_dim", "mapping_layers", "channel_base", "channel_max"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"model.{name} = {getattr(self, name)} must be at least 1 (leave it out for the paper's value)")
+        if not 0.0 <= self.mixing <= 1.0:
+            raise ValueError(f"model.mixing = {self.mixing} must be a share of the batch in [0, 1], e.g. 0.9 (0 turns mixing off)")
 
     def architecture(self) -> dict[str, Any]:
         """The family's constructor arguments: the keys it takes, None filled in with its own default."""
@@ -132,6 +142,8 @@ class LossConfig:
     pixel_weight: float = 0.0  # vaegan with dis_feature: add this x the per-image pixel MSE sum to the feature error
     r1_gamma: float = 0.0  # gamma of the R1 penalty gamma/2 * E|grad D(x_real)|^2 in D's loss (Mescheder et al. 2018); 0 = off
     r1_every: int = 16  # lazy R1 (Karras et al. 2020): the penalty on every r1_every-th D step, weighted by r1_every
+    pl_weight: float = 0.0  # stylegan: weight of the path-length regulariser (Karras et al. 2020; 2 in the paper); 0 = off
+    pl_every: int = 4  # stylegan: lazy path-length regularisation, on every pl_every-th G step, weighted by pl_every
 
     def __post_init__(self) -> None:
         _choice("loss.kind", self.kind, LOSS_KINDS)
@@ -140,9 +152,10 @@ class LossConfig:
         _positive("loss.instance_noise", self.instance_noise, allow_zero=True)
         _positive("loss.instance_noise_anneal_steps", self.instance_noise_anneal_steps, allow_zero=True)
         _choice("loss.recon", self.recon, RECON_KINDS)
-        for name in ("beta", "kl_warmup_steps", "gamma", "equilibrium", "equilibrium_margin", "pixel_weight", "r1_gamma"):
+        for name in ("beta", "kl_warmup_steps", "gamma", "equilibrium", "equilibrium_margin", "pixel_weight", "r1_gamma", "pl_weight"):
             _positive(f"loss.{name}", getattr(self, name), allow_zero=True)
         _positive("loss.r1_every", self.r1_every)
+        _positive("loss.pl_every", self.pl_every)
 
 
 @dataclass(frozen=True)
@@ -225,18 +238,22 @@ class Config:
 
 SECTIONS: dict[str, type] = typing.get_type_hints(Config)
 FIELD_DEFAULTS = {(section, f.name): f.default for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
-GANS = ("dcgan", "msggan", "resnet", "vaegan")  # the families with a discriminator
+GANS = ("dcgan", "msggan", "resnet", "stylegan", "vaegan")  # the families with a discriminator
 GAN_STEP = ("dcgan", "msggan", "resnet")  # the families trained by steps.gan_step alone (no encoder)
+STEP_MODEL_KEYS = ("mixing",)  # [model] keys the family's update step reads, not its networks' constructor
 # Settings that only some families use: a non-default value for another family is an error, not silently ignored.
 FAMILY_ONLY: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "z_dist"): GAN_STEP, ("model", "dense"): ("dcgan", "msggan"), ("model", "dropout"): ("dcgan", "msggan"),
     ("model", "g_activation"): ("dcgan", "msggan", "vae", "vaegan"),
-    ("model", "spectral_norm"): GANS, ("model", "feature_layer"): ("vaegan",), ("model", "d_base_channels"): ("dcgan",), ("model", "d_kernel"): ("dcgan",),
+    ("model", "spectral_norm"): ("dcgan", "msggan", "resnet", "vaegan"), ("model", "feature_layer"): ("vaegan",), ("model", "d_base_channels"): ("dcgan",), ("model", "d_kernel"): ("dcgan",),
+    ("model", "base_channels"): tuple(f for f in FAMILIES if f != "stylegan"),
+    **{("model", name): ("stylegan",) for name in ("w_dim", "mapping_layers", "channel_base", "channel_max", "mixing")},
     ("loss", "kind"): GANS, ("loss", "label_noise"): GANS,
-    ("loss", "instance_noise"): GAN_STEP, ("loss", "instance_noise_anneal_steps"): GAN_STEP,
+    ("loss", "instance_noise"): (*GAN_STEP, "stylegan"), ("loss", "instance_noise_anneal_steps"): (*GAN_STEP, "stylegan"),
     ("loss", "recon"): VAE_FAMILIES, ("loss", "beta"): VAE_FAMILIES, ("loss", "kl_warmup_steps"): VAE_FAMILIES,
     ("loss", "gamma"): ("vaegan",), ("loss", "equilibrium"): ("vaegan",), ("loss", "equilibrium_margin"): ("vaegan",),
-    ("loss", "pixel_weight"): ("vaegan",), ("loss", "r1_gamma"): GAN_STEP, ("loss", "r1_every"): GAN_STEP,
+    ("loss", "pixel_weight"): ("vaegan",), ("loss", "r1_gamma"): (*GAN_STEP, "stylegan"), ("loss", "r1_every"): (*GAN_STEP, "stylegan"),
+    ("loss", "pl_weight"): ("stylegan",), ("loss", "pl_every"): ("stylegan",),
     ("train", "g_steps"): GAN_STEP, ("data", "diffaugment"): GANS, ("data", "ada_target"): GANS,
     ("train", "lr_d"): GANS, ("train", "betas_d"): GANS,
 }

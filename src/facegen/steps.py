@@ -7,6 +7,7 @@ never learns which family it trains.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,6 +50,7 @@ class StepContext:
     ada: AdaptiveAugment | None = None  # adaptive augmentation; its p and the signs of D(real) it counts live in its buffers
     sigma: float = 0.0  # instance noise at this step
     g_steps: int = 1
+    mixing: float = 0.0  # stylegan: the share of fakes that are style-mixed
 
 
 Images = torch.Tensor | list[torch.Tensor]  # one batch, or MSG-GAN's scales from coarsest to finest
@@ -88,16 +90,14 @@ def _d_stats(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> Stats:
             "acc_real": (real_logits > 0).float().mean(), "acc_fake": (fake_logits < 0).float().mean()}
 
 
-def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, ctx: StepContext) -> Stats:
-    """DCGAN, MSG-GAN and ResNet: one D update, then g_steps G updates (Goodfellow et al. Alg. 1)."""
-    G, D = nets["G"], nets["D"]
-    raw_D = distributed.unwrap(D)
+def _update_d(D: nn.Module, opt: Optimizers, x_real: torch.Tensor, x_fake: Images, ctx: StepContext) -> tuple[torch.Tensor, ...]:
+    """One update of D on reals and (detached) fakes: (the adversarial loss, real logits, fake logits).
 
-    # Update D. A multi-scale G's fakes are a pyramid, so the reals become one the same way. On a lazy R1
-    # step, D's gradient is taken at the reals as D saw them (augmented, as in StyleGAN2-ADA).
+    A multi-scale G's fakes are a pyramid, so the reals become one the same way. On a lazy R1 step, D's
+    gradient is taken at the reals as D saw them (augmented, as in StyleGAN2-ADA).
+    """
     r1 = ctx.loss.r1_gamma > 0 and ctx.step % ctx.loss.r1_every == 0
     with ctx.runtime.autocast():
-        x_fake = G(ctx.draw_z())
         if isinstance(x_fake, list):
             x_real = pyramid(x_real)
         seen_real = d_view(x_real, ctx)
@@ -115,6 +115,22 @@ def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, 
     opt.D.zero_grad(set_to_none=True)
     opt.scaler.scale(regularised).backward()
     opt.scaler.step(opt.D)
+    return loss_d, real_logits, fake_logits
+
+
+def _update(adam: torch.optim.Optimizer, opt: Optimizers, loss: torch.Tensor) -> None:
+    adam.zero_grad(set_to_none=True)
+    opt.scaler.scale(loss).backward()
+    opt.scaler.step(adam)
+
+
+def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, ctx: StepContext) -> Stats:
+    """DCGAN, MSG-GAN and ResNet: one D update, then g_steps G updates (Goodfellow et al. Alg. 1)."""
+    G, D = nets["G"], nets["D"]
+    raw_D = distributed.unwrap(D)
+    with ctx.runtime.autocast():
+        x_fake = G(ctx.draw_z())
+    loss_d, real_logits, fake_logits = _update_d(D, opt, x_real, x_fake, ctx)
 
     # Update G; the first update reuses the fakes D just saw. D is frozen: its weight gradients are
     # not needed (a third of its backward pass saved), and it runs unwrapped so that DDP does not
@@ -125,12 +141,59 @@ def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, 
             if i:
                 x_fake = G(ctx.draw_z())
             loss_g = losses.g_loss(raw_D(d_view(x_fake, ctx)), ctx.loss.kind)
-        opt.G.zero_grad(set_to_none=True)
-        opt.scaler.scale(loss_g).backward()
-        opt.scaler.step(opt.G)
+        _update(opt.G, opt, loss_g)
+        opt.scaler.update()  # fp16's loss scaler allows one step per optimizer between its updates
     raw_D.requires_grad_(True)
-    opt.scaler.update()
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **_d_stats(real_logits, fake_logits)}
+
+
+def mixing_latents(batch_size: int, num_ws: int, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """z, and for style mixing a second z and each sample's cutoff layer: a share ctx.mixing of the batch switches to
+    the second latent's w at a layer drawn from 1 to num_ws - 1, the rest never (cutoff num_ws)."""
+    z = ctx.draw_z()
+    if not ctx.mixing:
+        return z, None, None
+    z_other = ctx.draw_z()
+    device = ctx.noise.device
+    mixed = torch.rand(batch_size, generator=ctx.noise, device=device) < ctx.mixing
+    cutoff = torch.randint(1, num_ws, (batch_size,), generator=ctx.noise, device=device)
+    return z, z_other, torch.where(mixed, cutoff, num_ws).to(z.device)
+
+
+def style_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, ctx: StepContext) -> Stats:
+    """StyleGAN2: one D update (lazy R1 as for every GAN), one G update on style-mixed fakes, and on every
+    pl_every-th step a separate lazy path-length update of G (Karras et al. 2020, section 3.2)."""
+    G, D = nets["G"], nets["D"]
+    raw_G, raw_D = distributed.unwrap(G), distributed.unwrap(D)
+    with ctx.runtime.autocast():
+        x_fake = G(*mixing_latents(len(x_real), raw_G.num_ws, ctx), track_w=True)
+    loss_d, real_logits, fake_logits = _update_d(D, opt, x_real, x_fake, ctx)
+
+    # Update G on the fakes D just saw, D frozen and unwrapped (see gan_step).
+    raw_D.requires_grad_(False)
+    with ctx.runtime.autocast():
+        loss_g = losses.g_loss(raw_D(d_view(x_fake, ctx)), ctx.loss.kind)
+    _update(opt.G, opt, loss_g)
+    raw_D.requires_grad_(True)
+    stats = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **_d_stats(real_logits, fake_logits)}
+
+    # Path length: |J_w^T y| for random image-space y should be the same everywhere in W; half a batch, as in the paper.
+    # Its own G update, so the loss scaler (fp16) is brought up to date first: it allows one step per optimizer.
+    if ctx.loss.pl_weight and ctx.step % ctx.loss.pl_every == 0:
+        opt.scaler.update()
+        z = ctx.draw_z()[: max(1, len(x_real) // 2)]
+        with ctx.runtime.autocast():
+            images, ws = G(z, return_ws=True)
+        y = torch.randn(images.shape, generator=ctx.noise, device=ctx.noise.device).to(images) / math.sqrt(images[0, 0].numel())
+        (grad,) = torch.autograd.grad((images.float() * y.float()).sum(), ws, create_graph=True)
+        lengths = grad.float().square().sum(dim=2).mean(dim=1).sqrt()  # (B,)
+        mean = raw_G.path_length_mean
+        mean.lerp_(lengths.detach().mean(), 0.01)
+        penalty = (lengths - mean).square().mean()
+        _update(opt.G, opt, penalty * ctx.loss.pl_weight * ctx.loss.pl_every)
+        stats["path_length"] = lengths.detach().mean()
+    opt.scaler.update()
+    return stats
 
 
 def vae_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, ctx: StepContext) -> Stats:
@@ -216,5 +279,5 @@ def _bce_parts(real_logits: torch.Tensor, fake_logits: torch.Tensor, equilibrium
 
 
 STEPS: dict[str, Callable[[dict[str, nn.Module], Optimizers, torch.Tensor, StepContext], Stats]] = {
-    "dcgan": gan_step, "msggan": gan_step, "resnet": gan_step, "vae": vae_step, "vaegan": vaegan_step,
+    "dcgan": gan_step, "msggan": gan_step, "resnet": gan_step, "stylegan": style_step, "vae": vae_step, "vaegan": vaegan_step,
 }

@@ -19,10 +19,10 @@ def split_resolution(resolution: int) -> tuple[int, int]:
     return base, int(math.log2(resolution // base))
 
 
-from facegen.models import dcgan, judge, msggan, resnet, vae, vaegan  # noqa: E402  (they need split_resolution)
+from facegen.models import dcgan, judge, msggan, resnet, stylegan, vae, vaegan  # noqa: E402  (they need split_resolution)
 
 FAMILIES = {"dcgan": dcgan.build, "encoder": vae.build_encoder, "judge": judge.build, "msggan": msggan.build,
-            "resnet": resnet.build, "vae": vae.build, "vaegan": vaegan.build}
+            "resnet": resnet.build, "stylegan": stylegan.build, "vae": vae.build, "vaegan": vaegan.build}
 ENCODER_FAMILIES = ("vae", "vaegan")  # the families with an encoder E: reconstructions, latent plots, a GMM prior
 
 
