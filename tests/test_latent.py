@@ -157,6 +157,28 @@ def brightness(judge, images, batch_size=256):
     return np.repeat(p[:, None], len(judge.attr_names), axis=1)
 
 
+@pytest.mark.parametrize("nonlinear", [False, True])
+def test_directions_that_can_be_made_are_made_and_the_one_sided_one_is_named(gan_run, judge_dir, capsys, monkeypatch, nonlinear):
+    import facegen.judge
+
+    def no_glasses(judge, images, batch_size=256):  # nobody is judged to wear glasses
+        p = brightness(judge, images)
+        p[:, judge.attr_names.index("Eyeglasses")] = 0.01
+        return p
+
+    monkeypatch.setattr(facegen.judge, "probabilities", no_glasses)
+    model = latent.open_model(gan_run)
+    made = latent.directions_from_labels(model, ["Smiling", "Eyeglasses", "Male"], judge_dir, n=64, tail=0.0,
+                                         nonlinear=nonlinear, progress=False)
+    assert sorted(made) == ["Male", "Smiling"]
+    err = capsys.readouterr().err
+    assert "skipped Eyeglasses (direction): all 64 labelled latents are negative" in err and "label more samples (--n)" in err
+    made = latent.directions_from_labels(model, ["Smiling"], judge_dir, n=64, tail=0.0, conditions=["Eyeglasses"], progress=False)
+    assert "skipped Eyeglasses (condition)" in capsys.readouterr().err and "conditioned" not in made["Smiling"].source
+    with pytest.raises(ValueError, match="Eyeglasses: all 64 labelled latents are negative"):
+        latent.directions_from_labels(model, ["Eyeglasses"], judge_dir, n=64, tail=0.0, progress=False)
+
+
 def test_label_directions_for_a_gan_use_the_judge_and_edits_are_scored(gan_run, judge_dir, capsys, tmp_path, monkeypatch):
     code, _, err = run(capsys, "directions", str(gan_run), "--from-labels", "Male", "--quiet")
     assert code == 2 and "--judge" in err
@@ -217,7 +239,7 @@ def test_an_encoder_models_boundary_is_fitted_to_posterior_draws_not_means(vae_r
     active = sign + np.random.default_rng(1).normal(0, 0.3, len(sign))
     means = np.stack([active, sign], axis=1).astype(np.float32)
     logvar = np.stack([np.full(len(sign), -8.0), np.zeros(len(sign))], axis=1).astype(np.float32)
-    monkeypatch.setattr(facegen.encoding, "posterior", lambda E, images: (means, logvar))
+    monkeypatch.setattr(facegen.encoding, "posterior", lambda E, images, labels=None: (means, logvar))
     direction = latent.directions_from_labels(model, ["Smiling"], progress=False)["Smiling"]
     assert abs(direction.vector[0]) > 2 * abs(direction.vector[1])
     fitted_to_means, _, _ = latent.fit_boundary(means, smiling)

@@ -17,7 +17,8 @@ TINY_STYLE = ["model.channel_base=64", "model.channel_max=8", "model.w_dim=8", "
 @pytest.fixture(scope="module")
 def sources(celeba_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("sources")
-    return {"dcgan-mnist": write_mnist(root / "mnist"), "dcgan-cifar10": write_cifar10(root / "cifar"), "default": celeba_dir}
+    return {"dcgan-mnist": write_mnist(root / "mnist"), "dcgan-cifar10": write_cifar10(root / "cifar"), "default": celeba_dir,
+            **dict.fromkeys(("fast32-cond", "vae64-cond"), "synthetic:64")}  # every CelebA attribute, as the presets ask
 
 
 @pytest.mark.parametrize("preset", preset_names())

@@ -58,9 +58,9 @@ class Recorder(nn.Module):
         super().__init__()
         self.net, self.seen = net, []
 
-    def forward(self, x):
+    def forward(self, x, y=None):
         self.seen.append(x.detach().clone())
-        return self.net(x)
+        return self.net(x, y)
 
 
 def _step(g_steps=1, sigma=0.0, label_noise="none", policy=(), loss=(), step=0):

@@ -189,8 +189,13 @@ def _resample(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 
 
 def _recolour(x: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
-    out = torch.einsum("bij,bjhw->bihw", C[:, :3, :3], x.float()) + C[:, :3, 3, None, None]  # (B, 3, H, W)
-    return out.to(x.dtype)
+    """Each sample's colours through its matrix; as in _resample, only the samples whose matrix is not the identity."""
+    changed = (C != torch.eye(4, device=C.device)).flatten(1).any(1).nonzero().flatten()
+    if len(changed) == 0:
+        return x
+    C = C[changed]
+    out = torch.einsum("bij,bjhw->bihw", C[:, :3, :3], x[changed].float()) + C[:, :3, 3, None, None]  # (M, 3, H, W)
+    return x.index_copy(0, changed, out.to(x.dtype))
 
 
 class AdaptiveAugment(nn.Module):

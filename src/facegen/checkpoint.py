@@ -62,6 +62,8 @@ class Checkpoint:
                     "it was written by another model or version"
                 ) from None
             out[role] = built[role].eval()
+            if role.startswith("G") and "condition_labels" in self.state:  # a conditional G samples its data's label rows
+                out[role].label_table, out[role].condition_names = self.state["condition_labels"], self.state["conditions"]
         return out
 
 

@@ -118,7 +118,7 @@ def cmd_runs(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     from facegen.checkpoint import load_generator
     from facegen.images import save_grid, save_image
-    from facegen.sample import check_truncation, parse_seeds, sample_seeds
+    from facegen.sample import check_truncation, generate, labels_for_seeds, latents, parse_attributes, parse_seeds
 
     seeds = parse_seeds(args.seeds if args.seeds else f"0-{args.n - 1}") if args.seeds or args.n >= 1 else []
     if not seeds:
@@ -127,13 +127,14 @@ def cmd_sample(args: argparse.Namespace) -> None:
         raise ValueError(f"--batch-size {args.batch_size}: generate at least one image at a time, e.g. --batch-size 64")
     G, checkpoint = load_generator(args.run)
     check_truncation(G, args.truncation)
+    labels = labels_for_seeds(G, seeds, parse_attributes(args.attributes) if args.attributes else None)  # None: unconditional
     if args.prior == "gmm":
         from facegen.encoding import gmm_prior
-        from facegen.sample import generate
 
-        images = generate(G, gmm_prior(args.run).latents(seeds), args.batch_size)
+        z = gmm_prior(args.run).latents(seeds)
     else:
-        images = sample_seeds(G, seeds, args.batch_size, args.truncation)
+        z = latents(seeds, G.z_dim, G.z_dist)
+    images = generate(G, z, args.batch_size, args.truncation, labels=labels)
     if args.out:
         for seed, image in zip(seeds, images):
             save_image(image, Path(args.out) / f"seed-{seed:06d}.png")
@@ -310,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--prior", choices=("normal", "gmm"), default="normal",
                    help="VAEs: gmm samples a Gaussian mixture fitted to the training latents (needs facegen[latent])")
+    p.add_argument("--attributes", metavar="NAME=1|-1,...",
+                   help="conditional models: faces with these attributes (1 present, -1 absent), the others drawn from "
+                        "training faces that agree, e.g. Smiling=1,Male=-1,Eyeglasses=1")
     p.add_argument("--truncation", type=float, default=1.0,
                    help="style models: pull w toward its tracked mean, 1 (default) as trained, e.g. 0.7 for safer faces")
     p.set_defaults(func=cmd_sample)

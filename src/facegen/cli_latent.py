@@ -76,17 +76,18 @@ def _yes_no(text: str, flag: str) -> bool:
 
 
 def _latents_of(model, args: argparse.Namespace):
-    """(z, images shown as 'originals', photo report or None): from --seeds, or from photos (--images or
-    --holdout), encoded or projected."""
+    """(z, labels (None for an unconditional model), images shown as 'originals', photo report or None): from --seeds,
+    or from photos (--images or --holdout), encoded or projected."""
     from facegen import latent
     from facegen.sample import parse_seeds
 
     if args.seeds:
-        z = model.latents_of_seeds(parse_seeds(args.seeds))
-        return z, model.images(z), None
+        seeds = parse_seeds(args.seeds)
+        z, y = model.latents_of_seeds(seeds), model.labels_of_seeds(seeds)
+        return z, y, model.images(z, y), None
     photos = latent.load_photos(model, args.images) if args.images else _holdout_faces(model.checkpoint, args.holdout)[0]
     z, report = _photo_latents(model, photos, args.refine_steps)
-    return z, photos, report
+    return z, None, photos, report
 
 
 def _photo_latents(model, photos, refine_steps: int | None) -> tuple:
@@ -112,10 +113,13 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
         raise ValueError(f"--slerp follows the sphere a Gaussian prior's z lie on; this model interpolates in {model.space}, "
                          "where lerp is natural: drop --slerp")
     if args.seeds:
-        points = model.latents_of_seeds(parse_seeds(args.seeds))
+        seeds = parse_seeds(args.seeds)
+        points, labels = model.latents_of_seeds(seeds), model.labels_of_seeds(seeds)
     else:
         points, _ = _photo_latents(model, latent.load_photos(model, args.images.split(",")), args.refine_steps)
-    frames = model.images(latent.interpolate(points, args.steps, args.slerp))
+        labels = None
+    path_labels = None if labels is None else latent.interpolate(labels, args.steps)  # a conditional model's labels move too
+    frames = model.images(latent.interpolate(points, args.steps, args.slerp), path_labels)
     latent.save_frames(frames, args.out, per_row=args.steps)
     print(f"wrote {len(frames)} {'slerp' if args.slerp else 'lerp'} frames through {len(points)} points to {args.out}")
 
@@ -167,15 +171,18 @@ def cmd_edit(args: argparse.Namespace) -> None:
 
     from facegen import latent
     from facegen.images import make_grid, save_image
+    from facegen.sample import parse_seeds
 
     # Every number is read before any work, so that a typo never leaves half the outputs behind.
-    added, made = ([_parse_named(t, flag) for t in texts or []] for flag, texts in (("--add", args.add), ("--make", args.make)))
+    added, made, labelled = ([_parse_named(t, flag) for t in texts or []]
+                             for flag, texts in (("--add", args.add), ("--make", args.make), ("--set", args.set)))
     operations = [("add", name, _number(value, f"--add {name}")) for name, value in added] + \
         [("remove", name, None) for name in args.remove or []] + \
-        [("make", name, _yes_no(value, f"--make {name}")) for name, value in made]
+        [("make", name, _yes_no(value, f"--make {name}")) for name, value in made] + \
+        [("set", name, _label(value, f"--set {name}")) for name, value in labelled]
     if not (operations or args.walk or args.mean_of):
         raise ValueError("edit needs something to do: --add NAME=STRENGTH, --remove NAME, --make NAME=yes|no, "
-                         "--walk NAME or --mean-of NAME")
+                         "--set NAME=1|-1 (conditional models), --walk NAME or --mean-of NAME")
     walk_range = [_number(v, "--range") for v in _parse_range(args.range)] if args.walk else None
     if args.hold_within is not None and args.hold_within < 0:
         raise ValueError(f"--hold-within {args.hold_within}: a distance in logits from each condition's boundary, 0 or more "
@@ -183,18 +190,23 @@ def cmd_edit(args: argparse.Namespace) -> None:
     if args.walk and args.steps < 2:
         raise ValueError(f"--steps {args.steps}: a walk needs at least 2 strengths, e.g. --steps 7")
     model = latent.open_model(args.run)
-    directions = latent.load_directions(model.run_dir)
+    for kind, name, _ in operations:
+        if kind == "set" and name not in model.condition_names:
+            raise ValueError(f"--set {name}: " + (f"this model learnt {', '.join(model.condition_names)}" if model.condition_names else
+                             "--set changes a conditional model's labels, and this run was trained without model.conditions; "
+                             "move along a direction (--add, --make) or train one with --preset fast32-cond"))
+    directions = latent.load_directions(model.run_dir, required=bool(args.walk or args.mean_of or any(k != "set" for k, _, _ in operations)))
     for kind, name, _ in operations:  # checked before any face is made, like the numbers above
         if kind == "make" and not latent.pick(directions, name).has_boundary:
             raise ValueError(f"--make {name}: that direction was made by {directions[name].method}, and only label "
                              "directions (--from-labels) have a boundary to cross; use --add or --remove for it")
     out = Path(args.out)
-    z, originals, photos = _latents_of(model, args)
+    z, y, originals, photos = _latents_of(model, args)
     record: dict = {"run": str(model.run_dir), "checkpoint": model.checkpoint.path.name, "faces": args.seeds or args.images or f"the first {args.holdout} held-out faces",
                     "margin": args.margin, "hold_within": args.hold_within, "operations": [], "files": []}
     if photos:
         record["photos"] = photos
-    start = model.images(z)  # what the edits start from: the samples, or the photos as the model sees them
+    start = model.images(z, y)  # what the edits start from: the samples, or the photos as the model sees them
     columns, scores = [originals] + ([start] if photos else []), []
     judge = trusted = extractor = start_features = None
     if args.score:
@@ -207,6 +219,22 @@ def cmd_edit(args: argparse.Namespace) -> None:
         trusted, extractor = latent.trusted_attributes(judge_checkpoint), FeatureExtractor()
         start_features = extractor.features(start, progress=False)  # once for every scored edit
     for kind, name, value in operations:
+        if kind == "set":  # the latent stays; the label changes (+1 present, -1 absent, 0 unspecified)
+            y_edited = y.clone()
+            y_edited[:, model.condition_names.index(name)] = value
+            # A style model's w holds its labels: the same seeds' z mapped with the new ones.
+            relabelled = model.latents_of_seeds(parse_seeds(args.seeds), y_edited) if model.space == "w" else z
+            edited = model.images(relabelled, y_edited)
+            columns.append(edited)
+            entry = {"op": "set", "attribute": name, "value": value}
+            if judge is not None and name in judge.attr_names and value:
+                moved = (y_edited != y).any(dim=1).numpy()
+                entry["score"] = latent.score_edit(judge, trusted, start, edited, name, value > 0, moved,
+                                                   extractor=extractor, before_features=start_features)
+                scores.append(entry)
+            record["operations"].append(entry)
+            continue
+        y_edited = y
         direction = latent.pick(directions, name)
         if kind == "add":
             z_edited, target = latent.add(z, direction, value, args.hold_within, model.spherical), value > 0
@@ -214,7 +242,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
             z_edited, target = latent.remove(z, direction, args.margin, args.hold_within, model.spherical), False
         else:
             z_edited, target = latent.make(z, direction, value, args.margin, args.hold_within, model.spherical), value
-        edited = model.images(z_edited)
+        edited = model.images(z_edited, y_edited)
         columns.append(edited)
         entry = {"op": kind, "direction": name, "method": direction.method} | \
             ({"strength": value} if kind == "add" else {"present": value} if kind == "make" else {})
@@ -222,7 +250,7 @@ def cmd_edit(args: argparse.Namespace) -> None:
             moved = (z_edited != z).flatten(1).any(dim=1).numpy()
             entry["score"] = latent.score_edit(judge, trusted, start, edited, name, target, moved,
                                                extractor=extractor, before_features=start_features,
-                                               control=model.images(latent.random_moves(z, z_edited)))
+                                               control=model.images(latent.random_moves(z, z_edited), y_edited))
             scores.append(entry)
         record["operations"].append(entry)
     if operations:
@@ -230,7 +258,8 @@ def cmd_edit(args: argparse.Namespace) -> None:
         record["files"].append(str(save_image(make_grid(grid, nrow=len(columns)), out / "edits.png")))
     if args.walk:
         strengths = np.linspace(*walk_range, args.steps).tolist()
-        frames = model.images(latent.walk(z, latent.pick(directions, args.walk), strengths, model.spherical))
+        frames = model.images(latent.walk(z, latent.pick(directions, args.walk), strengths, model.spherical),
+                              None if y is None else y.repeat_interleave(len(strengths), dim=0))
         record["files"].append(str(save_image(make_grid(frames, nrow=len(strengths)), out / f"walk-{args.walk}.png")))
         record["operations"].append({"op": "walk", "direction": args.walk, "strengths": strengths})
     if args.mean_of:
@@ -238,7 +267,8 @@ def cmd_edit(args: argparse.Namespace) -> None:
         if direction.mean is None:
             raise ValueError(f"direction {args.mean_of!r} was made by {direction.method}; only hand-picked (--from-seeds) "
                              "directions have a mean latent")
-        record["files"].append(str(save_image(model.images(direction.mean[None])[0], out / f"mean-{args.mean_of}.png")))
+        record["files"].append(str(save_image(model.images(direction.mean[None], None if y is None else y[:1])[0],
+                                              out / f"mean-{args.mean_of}.png")))
         record["operations"].append({"op": "mean", "direction": args.mean_of})
     from facegen.files import write_text_atomic
 
@@ -246,13 +276,21 @@ def cmd_edit(args: argparse.Namespace) -> None:
     for entry in scores:
         s = entry["score"]
         reached = "no face needed it" if s["flip_rate"] is None else f"{100 * s['flip_rate']:.1f} % of {s['n_needed']}"
-        print(f"{entry['op']} {entry['direction']}: {reached} reach {'it' if s['target'] else 'its absence'}; of the "
-              f"{s['n_moved']} faces moved, other attributes change in {100 * s['others_changed']:.1f} % (in "
-              f"{100 * s['others_changed_control']:.1f} % when moved as far at random), "
+        control = (f" (in {100 * s['others_changed_control']:.1f} % when moved as far at random)"
+                   if "others_changed_control" in s else "")
+        print(f"{entry['op']} {entry.get('direction', entry.get('attribute'))}: {reached} reach {'it' if s['target'] else 'its absence'}; "
+              f"of the {s['n_moved']} faces moved, other attributes change in {100 * s['others_changed']:.1f} %{control}, "
               + (f"its own feature's other labels ({', '.join(s['own_feature'])}) in {100 * s['own_feature_changed']:.1f} %, "
                  if s["own_feature"] else "")
               + f"Inception cosine {s.get('inception_cosine', float('nan')):.3f}")
     print(f"wrote {', '.join(record['files'])} and {out / 'edit.json'}")
+
+
+def _label(text: str, flag: str) -> float:
+    answers = {"1": 1.0, "+1": 1.0, "-1": -1.0, "0": 0.0, "yes": 1.0, "no": -1.0}
+    if text.lower() not in answers:
+        raise ValueError(f"{flag}={text}: a label is 1 (present), -1 (absent) or 0 (unspecified)")
+    return answers[text.lower()]
 
 
 def _parse_range(text: str) -> tuple[str, str]:
@@ -331,6 +369,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--remove", action="append", metavar="NAME", help="take a feature out (projection, or past the label boundary)")
     p.add_argument("--make", action="append", metavar="NAME=yes|no", help="label directions: move only the faces on the wrong side "
                    "of the boundary to --margin spreads past it (--make No_Beard=yes takes beards off, and only from bearded faces)")
+    p.add_argument("--set", action="append", metavar="NAME=1|-1", help="conditional models: the same latent with this label "
+                   "changed (1 present, -1 absent, 0 unspecified), e.g. --set Smiling=1")
     p.add_argument("--margin", type=float, default=1.0, help="with --remove or --make of a label direction: spreads past the boundary (default 1)")
     p.add_argument("--hold-within", type=float, metavar="LOGITS", help="field directions: hold each condition only at faces "
                    "within LOGITS of its boundary (default: everywhere)")

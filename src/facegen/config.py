@@ -100,6 +100,7 @@ class ModelConfig:
     channel_base: int | None = None  # stylegan: a map of r px has min(channel_base / r, channel_max) channels; None = 32768 (config F)
     channel_max: int | None = None  # stylegan: None = 512 (config F)
     mixing: float = 0.9  # stylegan: share of training fakes whose later layers take a second latent's w (style mixing, the paper's 0.9)
+    conditions: tuple[str, ...] = ()  # attributes of the data's labels the model learns from, e.g. ["Smiling", "Male"], or "all"; none: unconditional
 
     def __post_init__(self) -> None:
         _choice("model.family", self.family, FAMILIES)
@@ -117,6 +118,10 @@ class ModelConfig:
         for name in ("w_dim", "mapping_layers", "channel_base", "channel_max"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"model.{name} = {getattr(self, name)} must be at least 1 (leave it out for the paper's value)")
+        if "all" in self.conditions and len(self.conditions) > 1:
+            raise ValueError(f"model.conditions = {list(self.conditions)}: \"all\" means every attribute of the data; give it alone")
+        if len(set(self.conditions)) < len(self.conditions):
+            raise ValueError(f"model.conditions = {list(self.conditions)} names an attribute twice; name each once")
         if not 0.0 <= self.mixing <= 1.0:
             raise ValueError(f"model.mixing = {self.mixing} must be a share of the batch in [0, 1], e.g. 0.9 (0 turns mixing off)")
 
@@ -240,7 +245,7 @@ SECTIONS: dict[str, type] = typing.get_type_hints(Config)
 FIELD_DEFAULTS = {(section, f.name): f.default for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
 GANS = ("dcgan", "msggan", "resnet", "stylegan", "vaegan")  # the families with a discriminator
 GAN_STEP = ("dcgan", "msggan", "resnet")  # the families trained by steps.gan_step alone (no encoder)
-STEP_MODEL_KEYS = ("mixing",)  # [model] keys the family's update step reads, not its networks' constructor
+STEP_MODEL_KEYS = ("mixing", "conditions")  # [model] keys the training loop and steps read, not the networks' constructor
 # Settings that only some families use: a non-default value for another family is an error, not silently ignored.
 FAMILY_ONLY: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "z_dist"): GAN_STEP, ("model", "dense"): ("dcgan", "msggan"), ("model", "dropout"): ("dcgan", "msggan"),
@@ -367,6 +372,11 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             return None
         return _coerce(name, value, next(a for a in args if a is not type(None)))
+    if typing.get_origin(hint) is tuple and args[-1] is Ellipsis:  # names: a list, or a comma-separated string
+        names = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if isinstance(names, (list, tuple)) and all(isinstance(v, str) for v in names):
+            return tuple(names)
+        raise ValueError(f"{name} expects a list of names like [\"Smiling\", \"Male\"] (or \"all\"), got {value!r}")
     if typing.get_origin(hint) is tuple:
         if isinstance(value, (list, tuple)) and len(value) == len(args):
             return tuple(_coerce(name, v, a) for v, a in zip(value, args))

@@ -24,12 +24,18 @@ from facegen.images import make_grid, to_float
 
 
 @torch.inference_mode()
-def posterior(E: nn.Module, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """float32 (N, z_dim) twice: the posterior means and log-variances of uint8 (N, R, R, 3) images, E in eval mode."""
+def posterior(E: nn.Module, images: np.ndarray, batch_size: int = 256,
+              labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (N, z_dim) twice: the posterior means and log-variances of uint8 (N, R, R, 3) images (with their labels
+    (N, K) for a conditional encoder), E in eval mode."""
     was_training = E.training
     E.eval()
     device = next(E.parameters()).device
-    out = [E(to_float(torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).to(device)))
+
+    def y(i: int) -> tuple:
+        return () if labels is None else (torch.as_tensor(labels[i : i + batch_size], dtype=torch.float32).to(device),)
+
+    out = [E(to_float(torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).to(device)), *y(i))
            for i in range(0, len(images), batch_size)]
     E.train(was_training)
     if not out:
@@ -37,22 +43,25 @@ def posterior(E: nn.Module, images: np.ndarray, batch_size: int = 256) -> tuple[
     return tuple(torch.cat([o[k].float().cpu() for o in out]).numpy() for k in (0, 1))
 
 
-def encode(E: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """float32 (N, z_dim): the posterior means of uint8 (N, R, R, 3) images."""
-    return posterior(E, images, batch_size)[0]
+def encode(E: nn.Module, images: np.ndarray, batch_size: int = 256, labels: np.ndarray | None = None) -> np.ndarray:
+    """float32 (N, z_dim): the posterior means of uint8 (N, R, R, 3) images (with their labels, if conditional)."""
+    return posterior(E, images, batch_size, labels)[0]
 
 
 @torch.inference_mode()
-def decode(G: nn.Module, z: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """uint8 (N, R, R, 3) images of latents, with G in eval mode."""
+def decode(G: nn.Module, z: np.ndarray | torch.Tensor, batch_size: int = 256, labels: np.ndarray | None = None) -> np.ndarray:
+    """uint8 (N, R, R, 3) images of latents (and labels, if conditional), with G in eval mode."""
     from facegen.sample import generate
 
-    return generate(G, torch.as_tensor(z, dtype=torch.float32), batch_size)
+    y = None if labels is None else torch.as_tensor(labels, dtype=torch.float32)
+    return generate(G, torch.as_tensor(z, dtype=torch.float32), batch_size, labels=y)
 
 
-def reconstruct(E: nn.Module, G: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """uint8 images decoded from the posterior means of uint8 images: deterministic, no sampling."""
-    return decode(G, encode(E, images, batch_size), batch_size)
+def reconstruct(E: nn.Module, G: nn.Module, images: np.ndarray, batch_size: int = 256,
+                labels: np.ndarray | None = None) -> np.ndarray:
+    """uint8 images decoded from the posterior means of uint8 images: deterministic, no sampling. A conditional VAE
+    encodes and decodes each face with its own labels."""
+    return decode(G, encode(E, images, batch_size, labels), batch_size, labels)
 
 
 def mse_psnr(original: np.ndarray, reconstructed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

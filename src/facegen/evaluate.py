@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from torch import nn
 
 from facegen.checkpoint import load_autoencoder, load_generator
 from facegen.data import FaceDataset, open_dataset
@@ -19,6 +21,9 @@ from facegen.encoding import gmm_prior, mse_psnr, reconstruct
 from facegen.files import write_text_atomic
 from facegen.metrics import FeatureExtractor, Reference, check_protocols, compute_metrics, load_reference, save_reference
 from facegen.sample import generate, sample_seeds
+
+if TYPE_CHECKING:
+    from facegen.report import TensorBoard
 
 PREPARATION_KEYS = ("extractor", "extractor_sha256", "input_size", "resize", "input_range", "bf16", "resolution", "crop")
 KID_SUBSET = 1000  # clean-fid / StyleGAN's default; capped at the sample sizes unless asked for explicitly
@@ -140,3 +145,37 @@ def format_results(results: dict) -> str:
         lines.append(f"{'Inception Score':16s} unavailable: {results['is_unavailable']}")
     lines.append(f"{'n':16s} {results['n']} samples vs {results['n_reference']} reference images")
     return "\n".join(lines)
+
+
+class QuickKID:
+    """KID of a few hundred samples against as many held-out faces, every kid_every steps (rank 0 only).
+
+    The Inception network is loaded on first use; the reference is computed once and cached with the data.
+    """
+
+    def __init__(self, dataset: FaceDataset, n: int, run_dir: Path) -> None:
+        self.dataset, self.n, self.run_dir = dataset, n, run_dir
+        self.extractor = self.reference = None
+        best = run_dir / "checkpoints" / "best.json"
+        self.best = json.loads(best.read_text())["kid"] if best.is_file() else float("inf")
+
+    def measure(self, step: int, G: nn.Module, metrics_path: Path, board: "TensorBoard | None" = None) -> bool:
+        """Log the KID of this step; True when it is the best so far."""
+        from facegen.metrics import kid
+
+        if self.extractor is None:
+            self.extractor = FeatureExtractor()
+            self.reference = reference_statistics(self.dataset, "holdout", self.n, self.extractor, progress=False)
+        feats = self.extractor.features(sample_seeds(G, range(self.n)), progress=False)  # a conditional G: its data's labels
+        size = min(len(feats), len(self.reference.feats))  # both sets whole: one subset says it all
+        value = kid(self.reference.feats, feats, subsets=1, subset_size=size)[0]
+        record = {"step": step, "kid": round(value, 6), "kid_samples": len(feats)}
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if board:
+            board.scalars(record)
+        if value >= self.best:
+            return False
+        self.best = value
+        write_text_atomic(self.run_dir / "checkpoints" / "best.json", json.dumps({"step": step, "kid": value}))
+        return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,6 +16,7 @@ from facegen.images import to_uint8
 MAX_SEED = 2**63 - 1  # torch.Generator's seeds are 64-bit
 MAX_SEEDS = 1_000_000  # a list longer than this is a typo, not a sample (FID uses 50,000)
 BATCHNORM_SEEDS = 2**40  # first seed of the latents that recompute_batchnorm draws: far from any user's seeds
+LABEL_STREAM = 2**62  # seed i's labels come from a generator seeded with LABEL_STREAM + i, apart from its z
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -54,11 +56,60 @@ def check_truncation(G: nn.Module, truncation: float) -> None:
         raise ValueError(f"--truncation {truncation} must be in [0, 1]: 1 samples as trained, 0 gives the mean face, e.g. 0.7")
 
 
+MIN_AGREEING = 20  # training faces that must share the asked attributes before the others are drawn from them alone
+
+
+def parse_attributes(text: str) -> dict[str, float]:
+    """'Smiling=1,Male=-1' -> {'Smiling': 1.0, 'Male': -1.0}: +1 present, -1 absent, 0 unspecified."""
+    asked = {}
+    for part in text.split(","):
+        name, sep, value = part.strip().partition("=")
+        if not sep or not name.strip() or value.strip() not in ("1", "+1", "-1", "0"):
+            raise ValueError(f"--attributes {text!r}: write NAME=1 (present), NAME=-1 (absent) or NAME=0, comma-separated, "
+                             "e.g. Smiling=1,Male=-1")
+        asked[name.strip()] = float(value)
+    return asked
+
+
+def labels_for_seeds(G: nn.Module, seeds: Sequence[int], asked: dict[str, float] | None = None) -> torch.Tensor | None:
+    """(N, K): seed i's attribute labels for a conditional generator, the labels of one of its training faces drawn
+    from a generator seeded by i alone (so that images follow the data's combinations and image i is the same in any
+    batch); None for an unconditional one. The training faces' labels come with the model (`label_table`).
+
+    `asked` sets some attributes for every seed; the others are drawn from the training faces that agree with them,
+    or from all faces (with a warning) when fewer than MIN_AGREEING do."""
+    if not getattr(G, "num_conditions", 0):
+        if asked:
+            raise ValueError("--attributes needs a conditional model, and this run was trained without model.conditions; "
+                             "train one with --preset fast32-cond or --set model.conditions=Smiling,Male,...")
+        return None
+    table, names = G.label_table.float(), list(G.condition_names)
+    columns, values = [], []
+    for name, value in (asked or {}).items():
+        if name not in names:
+            raise ValueError(f"--attributes: {name!r} is not among the attributes this model learnt: {', '.join(names)}")
+        columns.append(names.index(name))
+        values.append(value)
+    if columns:
+        agree = (table[:, columns] == torch.tensor(values)).all(dim=1)
+        if int(agree.sum()) >= MIN_AGREEING:
+            table = table[agree]
+        else:
+            print(f"facegen: warning: only {int(agree.sum())} training faces have {', '.join(f'{n}={v:+g}' for n, v in asked.items())}; "
+                  "the other attributes are drawn from all faces", file=sys.stderr)
+    rows = [int(torch.randint(len(table), (1,), generator=torch.Generator().manual_seed(LABEL_STREAM + int(seed)))) for seed in seeds]
+    labels = table[rows].clone()
+    labels[:, columns] = torch.tensor(values)
+    return labels
+
+
 @torch.inference_mode()
-def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 64, truncation: float = 1.0, edit_space: bool = False) -> np.ndarray:
-    """uint8 (N, R, R, 3) images of latents z, with G in eval mode (BatchNorm uses running statistics); a style
-    model's w pulled toward its mean by truncation < 1. With edit_space, z are latents of the space the latent tools
-    edit in (G.from_edit_space: z itself for most models, w or W+ for a style model)."""
+def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 64, truncation: float = 1.0, edit_space: bool = False,
+             labels: torch.Tensor | None = None) -> np.ndarray:
+    """uint8 (N, R, R, 3) images of latents z (and labels (N, K) for a conditional model), with G in eval mode
+    (BatchNorm uses running statistics); a style model's w pulled toward its mean by truncation < 1. With edit_space,
+    z are latents of the space the latent tools edit in (G.from_edit_space: z itself for most models, w or W+ for a
+    style model)."""
     check_truncation(G, truncation)
     options = {"truncation": truncation} if truncation != 1 else {}
     forward = G.from_edit_space if edit_space else G
@@ -66,8 +117,9 @@ def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 64, truncation: fl
     G.eval()
     device = next(G.parameters()).device
     out = []
-    for chunk in z.split(batch_size):
-        x = forward(chunk.to(device), **options)
+    for i, chunk in enumerate(z.split(batch_size)):
+        y = {} if labels is None else {"y": labels[i * batch_size : (i + 1) * batch_size].to(device)}
+        x = forward(chunk.to(device), **options, **y)
         out.append(to_uint8(x[-1] if isinstance(x, list) else x))  # multi-scale generators: the finest scale
     G.train(was_training)
     return np.concatenate(out)
@@ -92,14 +144,19 @@ def recompute_batchnorm(G: nn.Module, batches: int, batch_size: int = 64) -> Non
         m.momentum = None  # a cumulative average over the batches
         m.train()
     device = next(G.parameters()).device
-    z = latents(range(BATCHNORM_SEEDS, BATCHNORM_SEEDS + batches * batch_size), G.z_dim, G.z_dist)
-    for chunk in z.split(batch_size):
-        G(chunk.to(device))
+    seeds = range(BATCHNORM_SEEDS, BATCHNORM_SEEDS + batches * batch_size)
+    z, labels = latents(seeds, G.z_dim, G.z_dist), labels_for_seeds(G, seeds)
+    for i, chunk in enumerate(z.split(batch_size)):
+        y = () if labels is None else (labels[i * batch_size : (i + 1) * batch_size].to(device),)
+        G(chunk.to(device), *y)
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     G.train(was_training)
 
 
-def sample_seeds(G: nn.Module, seeds: Sequence[int], batch_size: int = 64, truncation: float = 1.0) -> np.ndarray:
-    """Images for the given seeds, reading z_dim and the latent prior from the generator itself."""
-    return generate(G, latents(seeds, G.z_dim, G.z_dist), batch_size, truncation)
+def sample_seeds(G: nn.Module, seeds: Sequence[int], batch_size: int = 64, truncation: float = 1.0,
+                 asked: dict[str, float] | None = None) -> np.ndarray:
+    """Images for the given seeds, reading z_dim and the latent prior (and a conditional model's labels, with the
+    `asked` attributes set) from the generator itself."""
+    labels = labels_for_seeds(G, seeds, asked)
+    return generate(G, latents(seeds, G.z_dim, G.z_dist), batch_size, truncation, labels=labels)

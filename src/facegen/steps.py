@@ -51,6 +51,8 @@ class StepContext:
     sigma: float = 0.0  # instance noise at this step
     g_steps: int = 1
     mixing: float = 0.0  # stylegan: the share of fakes that are style-mixed
+    labels: torch.Tensor | None = None  # the real batch's attribute labels (B, K) of a conditional model; None otherwise
+    draw_y: Callable[[], torch.Tensor | None] = lambda: None  # labels for a batch of fakes: training faces' rows, from `noise`
 
 
 Images = torch.Tensor | list[torch.Tensor]  # one batch, or MSG-GAN's scales from coarsest to finest
@@ -90,8 +92,15 @@ def _d_stats(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> Stats:
             "acc_real": (real_logits > 0).float().mean(), "acc_fake": (fake_logits < 0).float().mean()}
 
 
-def _update_d(D: nn.Module, opt: Optimizers, x_real: torch.Tensor, x_fake: Images, ctx: StepContext) -> tuple[torch.Tensor, ...]:
-    """One update of D on reals and (detached) fakes: (the adversarial loss, real logits, fake logits).
+def _join(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    """Two batches of labels as one (None for an unconditional model)."""
+    return None if a is None else torch.cat([a, b])
+
+
+def _update_d(D: nn.Module, opt: Optimizers, x_real: torch.Tensor, x_fake: Images, ctx: StepContext,
+              y_fake: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """One update of D on reals (with their labels) and (detached) fakes (with theirs): (the adversarial loss, real
+    logits, fake logits).
 
     A multi-scale G's fakes are a pyramid, so the reals become one the same way. On a lazy R1 step, D's
     gradient is taken at the reals as D saw them (augmented, as in StyleGAN2-ADA).
@@ -103,8 +112,8 @@ def _update_d(D: nn.Module, opt: Optimizers, x_real: torch.Tensor, x_fake: Image
         seen_real = d_view(x_real, ctx)
         if r1:
             seen_real = _as_leaves(seen_real)
-        real_logits = D(seen_real)
-        fake_logits = D(d_view(_detach(x_fake), ctx))
+        real_logits = D(seen_real, ctx.labels)
+        fake_logits = D(d_view(_detach(x_fake), ctx), y_fake)
     _observe(ctx, real_logits)
     loss_d = losses.d_loss(real_logits, fake_logits, ctx.loss.kind, ctx.label_noise, ctx.noise)
     regularised = loss_d  # the logged loss_d stays the adversarial one, comparable across steps
@@ -128,9 +137,10 @@ def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, 
     """DCGAN, MSG-GAN and ResNet: one D update, then g_steps G updates (Goodfellow et al. Alg. 1)."""
     G, D = nets["G"], nets["D"]
     raw_D = distributed.unwrap(D)
+    y_fake = ctx.draw_y()
     with ctx.runtime.autocast():
-        x_fake = G(ctx.draw_z())
-    loss_d, real_logits, fake_logits = _update_d(D, opt, x_real, x_fake, ctx)
+        x_fake = G(ctx.draw_z(), y_fake)
+    loss_d, real_logits, fake_logits = _update_d(D, opt, x_real, x_fake, ctx, y_fake)
 
     # Update G; the first update reuses the fakes D just saw. D is frozen: its weight gradients are
     # not needed (a third of its backward pass saved), and it runs unwrapped so that DDP does not
@@ -139,8 +149,9 @@ def gan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, 
     for i in range(ctx.g_steps):
         with ctx.runtime.autocast():
             if i:
-                x_fake = G(ctx.draw_z())
-            loss_g = losses.g_loss(raw_D(d_view(x_fake, ctx)), ctx.loss.kind)
+                y_fake = ctx.draw_y()
+                x_fake = G(ctx.draw_z(), y_fake)
+            loss_g = losses.g_loss(raw_D(d_view(x_fake, ctx), y_fake), ctx.loss.kind)
         _update(opt.G, opt, loss_g)
         opt.scaler.update()  # fp16's loss scaler allows one step per optimizer between its updates
     raw_D.requires_grad_(True)
@@ -165,14 +176,16 @@ def style_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor
     pl_every-th step a separate lazy path-length update of G (Karras et al. 2020, section 3.2)."""
     G, D = nets["G"], nets["D"]
     raw_G, raw_D = distributed.unwrap(G), distributed.unwrap(D)
+    y_fake = ctx.draw_y()
+    z, z_other, cutoff = mixing_latents(len(x_real), raw_G.num_ws, ctx)
     with ctx.runtime.autocast():
-        x_fake = G(*mixing_latents(len(x_real), raw_G.num_ws, ctx), track_w=True)
-    loss_d, real_logits, fake_logits = _update_d(D, opt, x_real, x_fake, ctx)
+        x_fake = G(z, y_fake, z_other, cutoff, track_w=True)
+    loss_d, real_logits, fake_logits = _update_d(D, opt, x_real, x_fake, ctx, y_fake)
 
     # Update G on the fakes D just saw, D frozen and unwrapped (see gan_step).
     raw_D.requires_grad_(False)
     with ctx.runtime.autocast():
-        loss_g = losses.g_loss(raw_D(d_view(x_fake, ctx)), ctx.loss.kind)
+        loss_g = losses.g_loss(raw_D(d_view(x_fake, ctx), y_fake), ctx.loss.kind)
     _update(opt.G, opt, loss_g)
     raw_D.requires_grad_(True)
     stats = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **_d_stats(real_logits, fake_logits)}
@@ -181,9 +194,9 @@ def style_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor
     # Its own G update, so the loss scaler (fp16) is brought up to date first: it allows one step per optimizer.
     if ctx.loss.pl_weight and ctx.step % ctx.loss.pl_every == 0:
         opt.scaler.update()
-        z = ctx.draw_z()[: max(1, len(x_real) // 2)]
+        half = max(1, len(x_real) // 2)
         with ctx.runtime.autocast():
-            images, ws = G(z, return_ws=True)
+            images, ws = G(ctx.draw_z()[:half], None if y_fake is None else y_fake[:half], return_ws=True)
         y = torch.randn(images.shape, generator=ctx.noise, device=ctx.noise.device).to(images) / math.sqrt(images[0, 0].numel())
         (grad,) = torch.autograd.grad((images.float() * y.float()).sum(), ws, create_graph=True)
         lengths = grad.float().square().sum(dim=2).mean(dim=1).sqrt()  # (B,)
@@ -199,8 +212,8 @@ def style_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor
 def vae_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tensor, ctx: StepContext) -> Stats:
     """VAE: encode, sample z by reparameterisation, decode; minimise reconstruction + beta * KL."""
     with ctx.runtime.autocast():
-        mu, logvar = nets["E"](x_real)
-        x_hat = nets["G"](reparameterize(mu, logvar, ctx.noise))
+        mu, logvar = nets["E"](x_real, ctx.labels)  # a conditional VAE: q(z | x, y) and p(x | z, y)
+        x_hat = nets["G"](reparameterize(mu, logvar, ctx.noise), ctx.labels)
     recon = losses.reconstruction_loss(x_hat, x_real, ctx.loss.recon)
     kl = losses.kl_divergence(mu, logvar)
     loss = recon + losses.kl_weight(ctx.loss.beta, ctx.step, ctx.loss.kl_warmup_steps) * kl
@@ -226,14 +239,16 @@ def vaegan_step(nets: dict[str, nn.Module], opt: Optimizers, x_real: torch.Tenso
     raw = {role: distributed.unwrap(nets[role]) for role in ("E", "G", "D")}
     E, G, D = raw["E"], raw["G"], raw["D"]
     with ctx.runtime.autocast():
-        mu, logvar = E(x_real)
-        x_tilde = G(reparameterize(mu, logvar, ctx.noise))  # reconstructions
-        x_prior = G(ctx.draw_z())  # samples from the prior
+        y_fake = ctx.draw_y()
+        mu, logvar = E(x_real, ctx.labels)
+        x_tilde = G(reparameterize(mu, logvar, ctx.noise), ctx.labels)  # reconstructions, with the faces' own labels
+        x_prior = G(ctx.draw_z(), y_fake)  # samples from the prior
         # A face and its reconstruction get the same augmentation draw, so the feature error compares like with like.
         seen_real, seen_tilde = d_view([x_real, x_tilde], ctx)
         seen_prior = d_view(x_prior, ctx)
-        real_logits, real_features = D(seen_real)
-        fake_logits, fake_features = D(torch.cat([seen_tilde, seen_prior]))  # (2B, ...): reconstructions, then samples
+        real_logits, real_features = D(seen_real, ctx.labels)
+        # (2B, ...): reconstructions, then samples
+        fake_logits, fake_features = D(torch.cat([seen_tilde, seen_prior]), _join(ctx.labels, y_fake))
     _observe(ctx, real_logits)
     kl = losses.kl_divergence(mu, logvar)
     if ctx.loss.recon == "dis_feature":

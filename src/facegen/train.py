@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from facegen import checkpoint as ckpt
-from facegen import distributed, encoding, losses, models, report, steps
+from facegen import distributed, encoding, evaluate, losses, models, report, steps
 from facegen.ada import AdaptiveAugment
 from facegen.augment import parse_policy
 from facegen.config import Config, config_from_dict
@@ -23,7 +23,7 @@ from facegen.devices import resolve_runtime
 from facegen.files import RunLock, write_text_atomic
 from facegen.images import make_grid, save_image, to_float
 from facegen.progress import TrainProgress
-from facegen.sample import generate, latents, recompute_batchnorm
+from facegen.sample import generate, labels_for_seeds, latents, recompute_batchnorm
 
 PREVIEW_SEEDS = range(64)  # previews show the same faces as `facegen sample --seeds 0-63`
 RUN_INFO = "run.json"  # how the run was made: preset, sweep settings, start time
@@ -89,15 +89,22 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
                            progress=progress and world.is_main)
     if world.is_main:
         world.barrier()
+    # Conditions: model.conditions checked against the data's label columns before anything is built or written.
+    columns, condition_names = dataset.condition_columns(cfg.model.conditions) if cfg.model.conditions else ([], [])
+    labels = dataset.labels[:, columns] if columns else None
     loader = BatchLoader(dataset.images, dataset.split_indices(cfg.data.split), cfg.train.batch_size,
-                         cfg.train.seed, world.rank, world.size, cfg.data.mirror)
+                         cfg.train.seed, world.rank, world.size, cfg.data.mirror, labels)
     total_steps = cfg.train.steps or cfg.train.epochs * loader.steps_per_epoch
     budget_s = cfg.train.minutes * 60 if cfg.train.minutes else float("inf")
 
     # Models, optimizers, noise. Every network of the family trains; D at lr_d, the others at lr_g.
     torch.manual_seed(cfg.train.seed)
-    architecture = {"resolution": dataset.resolution, **cfg.model.architecture()}
+    architecture = {"resolution": dataset.resolution, **cfg.model.architecture(), **({"num_conditions": len(columns)} if columns else {})}
     nets = {role: runtime.prepare(net) for role, net in models.build(cfg.model.family, **architecture).items()}
+    # A conditional G samples labels from its training faces' rows (sample.labels_for_seeds); checkpoints carry them.
+    label_table = torch.from_numpy(labels[loader.indices]) if columns else None
+    if columns:
+        nets["G"].label_table, nets["G"].condition_names = label_table, condition_names
     opt = steps.Optimizers(
         {role: torch.optim.Adam(net.parameters(), **({"lr": cfg.train.lr_d, "betas": cfg.train.betas_d} if role == "D" else
                                                       {"lr": cfg.train.lr_g, "betas": cfg.train.betas_g}))
@@ -171,6 +178,7 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
             "optimizers": {role: adam.state_dict() for role, adam in opt.adam.items()},
             "rng": {"torch": torch.get_rng_state()},
             **({"ada": ada.state_dict()} if ada is not None else {}),
+            **({"conditions": condition_names, "condition_labels": label_table} if columns else {}),
         }
         sample_G()  # the saved EMA G samples as previews do
         raw = {role: distributed.unwrap(net).state_dict() for role, net in nets.items()}
@@ -180,19 +188,21 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
         for old in ckpt.all_checkpoints(out)[: -cfg.train.keep_checkpoints]:
             old.unlink()
 
-    quick_kid = QuickKID(dataset, cfg.train.kid_samples, out) if cfg.train.kid_every and world.is_main else None
+    quick_kid = evaluate.QuickKID(dataset, cfg.train.kid_samples, out) if cfg.train.kid_every and world.is_main else None
     board = report.TensorBoard(out, purge_step=start if resume else None) if cfg.train.tensorboard and world.is_main else None
     # Encoder models also preview reconstructions of fixed held-out faces.
     recon_faces = np.asarray(dataset.images[preview_faces(dataset)]) if "E" in nets else None
+    recon_labels = labels[preview_faces(dataset)] if "E" in nets and columns else None  # a conditional VAE's own labels
 
     def preview(step: int) -> None:
         if not world.is_main:
             return
-        grids = {"samples": make_grid(generate(sample_G(), fixed_z))}
+        G = sample_G()
+        grids = {"samples": make_grid(generate(G, fixed_z, labels=labels_for_seeds(G, PREVIEW_SEEDS)))}
         save_image(grids["samples"], out / "previews" / f"step-{step:07d}.png")
         if recon_faces is not None:
             E = averaged["E"] if "E" in averaged else distributed.unwrap(nets["E"])  # the pair sample_G belongs to
-            recon = encoding.reconstruct(E, sample_G(), recon_faces)
+            recon = encoding.reconstruct(E, sample_G(), recon_faces, labels=recon_labels)
             grids["reconstructions"] = encoding.pairs_grid(recon_faces, recon)
             save_image(grids["reconstructions"], out / "previews" / f"recon-{step:07d}.png")
         if board:
@@ -260,10 +270,13 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
                         group["lr"] = group["initial_lr"] * lr_factor(progress, cfg.train.lr_decay)
             noise.manual_seed(step_seed(cfg.train.seed, step, world.rank))
             x_real = to_float(loader.batch(step).to(runtime.device, non_blocking=True))
+            y_real = loader.batch_labels(step)
             ctx = steps.StepContext(
                 cfg.loss, runtime, noise, lambda: latents_for_step(cfg.train.batch_size, nets["G"], noise, runtime.device),
                 step=step, label_noise=label_noise, policy=policy, ada=ada, g_steps=cfg.train.g_steps, mixing=cfg.model.mixing,
                 sigma=losses.instance_noise_sigma(cfg.loss.instance_noise, step, cfg.loss.instance_noise_anneal_steps),
+                labels=None if y_real is None else y_real.to(runtime.device),
+                draw_y=lambda: None if labels is None else loader.random_labels(cfg.train.batch_size, noise).to(runtime.device),
             )
             stats = update(nets, opt, x_real, ctx)
             for role, net in averaged.items():
@@ -346,41 +359,6 @@ def truncate_metrics(path: Path, last_step: int, *records: dict) -> None:
 def preview_faces(dataset: FaceDataset, n: int = 16) -> np.ndarray:
     """Indices of n fixed faces to reconstruct in previews: held-out ones when the split has enough."""
     return dataset.spread_indices("holdout" if dataset.holdout.sum() >= n else "all", n)
-
-
-class QuickKID:
-    """KID of a few hundred samples against as many held-out faces, every kid_every steps (rank 0 only).
-
-    The Inception network is loaded on first use; the reference is computed once and cached with the data.
-    """
-
-    def __init__(self, dataset: FaceDataset, n: int, run_dir: Path) -> None:
-        self.dataset, self.n, self.run_dir = dataset, n, run_dir
-        self.extractor = self.reference = None
-        best = run_dir / "checkpoints" / "best.json"
-        self.best = json.loads(best.read_text())["kid"] if best.is_file() else float("inf")
-
-    def measure(self, step: int, G: nn.Module, metrics_path: Path, board: report.TensorBoard | None = None) -> bool:
-        """Log the KID of this step; True when it is the best so far."""
-        from facegen.evaluate import reference_statistics
-        from facegen.metrics import FeatureExtractor, kid
-
-        if self.extractor is None:
-            self.extractor = FeatureExtractor()
-            self.reference = reference_statistics(self.dataset, "holdout", self.n, self.extractor, progress=False)
-        feats = self.extractor.features(generate(G, latents(range(self.n), G.z_dim, G.z_dist)), progress=False)
-        size = min(len(feats), len(self.reference.feats))  # both sets whole: one subset says it all
-        value = kid(self.reference.feats, feats, subsets=1, subset_size=size)[0]
-        record = {"step": step, "kid": round(value, 6), "kid_samples": len(feats)}
-        with open(metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if board:
-            board.scalars(record)
-        if value >= self.best:
-            return False
-        self.best = value
-        write_text_atomic(self.run_dir / "checkpoints" / "best.json", json.dumps({"step": step, "kid": value}))
-        return True
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:

@@ -17,6 +17,7 @@ import sys
 import warnings
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,19 @@ class FaceDataset:
     @property
     def attr_names(self) -> list[str]:
         return self.meta["attr_names"]
+
+    def condition_columns(self, names: Sequence[str]) -> tuple[list[int], list[str]]:
+        """The label columns of `model.conditions` (("all",): every attribute) and their names, or a one-line error
+        that names what the data has."""
+        if self.labels is None:
+            raise ValueError(f"model.conditions needs attribute labels, and {self.meta['source']} has none; train on a "
+                             "CelebA-layout folder with list_attr_celeba.txt or on synthetic:N, or drop model.conditions")
+        names = list(self.attr_names) if tuple(names) == ("all",) else list(names)
+        unknown = [name for name in names if name not in self.attr_names]
+        if unknown:
+            raise ValueError(f"model.conditions: {', '.join(map(repr, unknown))} not among the attributes of "
+                             f"{self.meta['source']}: {', '.join(self.attr_names)}")
+        return [self.attr_names.index(name) for name in names], names
 
     def split_indices(self, split: str) -> np.ndarray:
         """Image indices of 'train' (all but the held-out ones), 'holdout' or 'all'."""

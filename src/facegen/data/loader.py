@@ -16,8 +16,9 @@ MIRROR_STREAM = 1  # keeps the mirroring draws apart from the epoch permutations
 
 class BatchLoader:
     def __init__(self, images: np.ndarray, indices: np.ndarray, batch_size: int, seed: int,
-                 rank: int = 0, world_size: int = 1, mirror: bool = False) -> None:
-        self.images, self.indices, self.batch_size = images, np.asarray(indices), batch_size
+                 rank: int = 0, world_size: int = 1, mirror: bool = False, labels: np.ndarray | None = None) -> None:
+        """labels: (N, K) +1 / -1 rows of a conditional model's attributes, dealt out with their images."""
+        self.images, self.indices, self.batch_size, self.labels = images, np.asarray(indices), batch_size, labels
         self.seed, self.rank, self.world_size, self.mirror = seed, rank, world_size, mirror
         self.steps_per_epoch = len(self.indices) // (batch_size * world_size)
         if self.steps_per_epoch == 0:
@@ -39,10 +40,26 @@ class BatchLoader:
 
         With `mirror`, each image is flipped left to right with probability 1/2 (StyleGAN2-ADA's x-flips).
         """
-        epoch, i = divmod(step, self.steps_per_epoch)
-        chosen = np.sort(self.epoch_order(epoch)[i * self.batch_size : (i + 1) * self.batch_size])
+        chosen = self._chosen(step)
         batch = self.images[chosen]  # fancy indexing copies, so flipping in place leaves the cache alone
         if self.mirror:
             flip = np.random.default_rng([self.seed, step, self.rank, MIRROR_STREAM]).random(len(batch)) < 0.5
             batch[flip] = batch[flip, :, ::-1]
         return torch.from_numpy(batch)
+
+    def _chosen(self, step: int) -> np.ndarray:
+        epoch, i = divmod(step, self.steps_per_epoch)
+        return np.sort(self.epoch_order(epoch)[i * self.batch_size : (i + 1) * self.batch_size])
+
+    def batch_labels(self, step: int) -> torch.Tensor | None:
+        """float (B, K): the labels of batch(step)'s images, row for row (a mirrored face keeps its labels); None
+        without labels."""
+        return None if self.labels is None else torch.from_numpy(self.labels[self._chosen(step)].astype(np.float32))
+
+    def random_labels(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
+        """float (n, K): the full label rows of n training faces drawn from `generator` (the step's), so that the
+        combinations asked of G are ones the data has; None without labels."""
+        if self.labels is None:
+            return None
+        rows = torch.randint(len(self.indices), (n,), generator=generator, device=generator.device).cpu().numpy()
+        return torch.from_numpy(self.labels[self.indices[rows]].astype(np.float32))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -164,7 +165,8 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
     if dataset is not None and dataset.labels is not None:
         _known(wanted, dataset.attr_names, "the run's data")
         indices = dataset.spread_indices("train", n)
-        mean, logvar = posterior(model.E, np.asarray(dataset.images[indices]))
+        y = dataset.labels[indices][:, [dataset.attr_names.index(c) for c in model.condition_names]] if model.condition_names else None
+        mean, logvar = posterior(model.E, np.asarray(dataset.images[indices]), labels=y)
         z = reparameterize(torch.from_numpy(mean), torch.from_numpy(logvar), torch.Generator().manual_seed(0)).numpy()
         targets = {a: (dataset.labels[indices, dataset.attr_names.index(a)] > 0).astype(np.float32) for a in wanted}
         source = f"{len(z)} encoded training faces (posterior draws) with their labels ({dataset.meta['source']})"
@@ -175,21 +177,21 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
         judge, _ = load_judge(judge_path)
         _known(wanted, judge.attr_names, f"the judge {judge_path}")
         z_t = model.latents_of_seeds(range(n))
-        p = probabilities(judge, model.images(z_t))
+        p = probabilities(judge, model.images(z_t, model.labels_of_seeds(range(n))))
         z = z_t.numpy()
         targets = {a: p[:, judge.attr_names.index(a)] for a in wanted}
         source = f"{n} prior samples labelled by the judge {judge_path}"
+    kept = {a: np.abs(targets[a] - 0.5) >= (0.0 if nonlinear else tail) for a in wanted}  # true labels (0 or 1) all stay
+    attributes, conditions = _without_one_sided(attributes, conditions, {a: targets[a][kept[a]] >= 0.5 for a in wanted})
+    wanted = list(dict.fromkeys([*attributes, *conditions]))
     if nonlinear:
-        return field_directions(z, targets, attributes, conditions, source)
+        return field_directions(z, {a: targets[a] for a in wanted}, attributes, conditions, source)
     if judge_path is not None:
         source += f" (confident tails, |p - 0.5| >= {tail})"
     fitted = {}
     for a in wanted:
-        keep = np.abs(targets[a] - 0.5) >= tail  # true labels (0 or 1) are all kept
-        try:
-            normal, offset, accuracy = fit_boundary(z[keep], targets[a][keep] >= 0.5)
-        except ValueError as err:
-            raise ValueError(f"{a}: {err}") from None
+        keep = kept[a]
+        normal, offset, accuracy = fit_boundary(z[keep], targets[a][keep] >= 0.5)
         spread = spread_along(z[keep], normal)
         fitted[a] = Direction(a, torch.from_numpy(normal).float(), "labels", int(keep.sum()), source, spread, offset, accuracy)
     out = {}
@@ -202,6 +204,23 @@ def directions_from_labels(model: LatentModel, attributes: Sequence[str], judge_
         out[a] = Direction(a, vector, "labels", fitted[a].n, f"{source}; conditioned on {', '.join(held)}",
                            fitted[a].spread, fitted[a].offset, fitted[a].accuracy, normal=fitted[a].vector)
     return out
+
+
+def _without_one_sided(attributes: Sequence[str], conditions: Sequence[str],
+                       labels: dict[str, np.ndarray]) -> tuple[list[str], list[str]]:
+    """The attributes and conditions whose labelled latents have both kinds; each one without is named in a line of its
+    own with the reason and the fix, and only when none of the asked attributes is left is that an error."""
+    skipped = {}
+    for name, values in labels.items():
+        try:
+            _need_both_kinds(values)
+        except ValueError as err:
+            skipped[name] = str(err)
+    if skipped and all(a in skipped for a in attributes):
+        raise ValueError("; ".join(f"{a}: {skipped[a]}" for a in attributes))
+    for name, reason in skipped.items():
+        print(f"facegen: skipped {name} ({'condition' if name not in attributes else 'direction'}): {reason}", file=sys.stderr)
+    return [a for a in attributes if a not in skipped], [c for c in conditions if c not in skipped]
 
 
 class AttributeField(nn.Module):
@@ -262,11 +281,6 @@ def field_directions(z: np.ndarray, targets: dict[str, np.ndarray], attributes: 
     read as log-odds of the labels (--margin 2: odds of 7 to 1), whatever the field's scale; its vector is the mean of
     its conditioned gradient over the labelled latents (what it does on average, for reading)."""
     names = list(targets)
-    for a in names:
-        try:
-            _need_both_kinds(targets[a] >= 0.5)
-        except ValueError as err:
-            raise ValueError(f"{a}: {err}") from None
     field, agreement = fit_field(z, np.stack([targets[a] for a in names], axis=1))
     weights = field.state_dict()
     out = {}

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from facegen import checkpoint as ckpt
-from facegen.sample import generate, latents
+from facegen.sample import generate, labels_for_seeds, latents
 
 ENCODER_FILE = "encoder.safetensors"  # a GAN's encoder, trained by train_encoder
 
@@ -51,19 +51,33 @@ class LatentModel:
         """How many per-layer latents a photo is projected into (W+ of a style model); None: one latent a face."""
         return getattr(self.G, "num_ws", None)
 
+    @property
+    def condition_names(self) -> list[str]:
+        """The attributes a conditional model learnt (its faces carry labels beside their latents); [] otherwise."""
+        return list(getattr(self.G, "condition_names", []))
+
+    def labels_of_seeds(self, seeds: Sequence[int]) -> torch.Tensor | None:
+        """A conditional model's labels of seeds (N, K), as sampling draws them; None for an unconditional one."""
+        return labels_for_seeds(self.G, seeds)
+
     @torch.no_grad()
-    def latents_of_seeds(self, seeds: Sequence[int]) -> torch.Tensor:
-        """Edit-space latents of prior seeds (N, dim): z itself, or w of a style model (z mapped once)."""
-        return self.G.to_edit_space(latents(seeds, self.G.z_dim, self.G.z_dist))
+    def latents_of_seeds(self, seeds: Sequence[int], labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Edit-space latents of prior seeds (N, dim): z itself, or w of a style model (z mapped once, with a
+        conditional model's labels: the seeds' own, or `labels` to ask for others)."""
+        y = self.labels_of_seeds(seeds) if labels is None else labels
+        return self.G.to_edit_space(latents(seeds, self.G.z_dim, self.G.z_dist), y)
 
     def per_layer(self, latents: torch.Tensor) -> torch.Tensor:
         """(N, dim) -> (N, layers, dim), the same latent at every layer, so that a seed's w joins a photo's W+ latents;
         W+ latents and one-latent models' latents as they are."""
         return latents[:, None].expand(-1, self.layers, -1) if self.layers and latents.dim() == 2 else latents
 
-    def images(self, latents: torch.Tensor) -> np.ndarray:
-        """uint8 images of edit-space latents (N, dim), or of W+ latents (N, layers, dim)."""
-        return generate(self.G, latents, edit_space=True)
+    def images(self, latents: torch.Tensor, labels: torch.Tensor | None = None) -> np.ndarray:
+        """uint8 images of edit-space latents (N, dim), or of W+ latents (N, layers, dim); a conditional model's z is
+        drawn with its faces' labels (N, K) beside it (a style model's w already holds them)."""
+        if self.condition_names and self.space == "z" and labels is None:
+            raise ValueError("a conditional model draws a face from its latent and its labels; none were given")
+        return generate(self.G, latents, edit_space=True, labels=labels if self.space == "z" else None)
 
 
 def open_model(run: str | Path) -> LatentModel:

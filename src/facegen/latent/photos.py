@@ -125,6 +125,9 @@ def photo_latents(model: LatentModel, images: np.ndarray, steps: int | None = No
     optimisation when asked), else projection into the GAN (from its trained encoder when it has one)."""
     from facegen.encoding import encode
 
+    if model.condition_names:
+        raise ValueError(f"photos of a conditional model ({', '.join(model.condition_names)}) need their labels, which facegen "
+                         "does not read from photos yet; edit its samples (--seeds) instead")
     if model.E is not None:
         mu = torch.from_numpy(encode(model.E, images))
         if not steps:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from facegen.models import split_resolution
+from facegen.models.conditioning import Projection, condition_batchnorm, run
 
 D_KERNELS = (3, 4)  # D's stride-2 kernel: 3 or Radford et al.'s 4; with padding 1 both halve an even size
 
@@ -66,7 +67,7 @@ def generator_blocks(resolution: int, z_dim: int, chans: list[int], g_activation
 
 
 class Generator(nn.Module):
-    """z (B, z_dim) -> image (B, 3, R, R) in [-1, 1]."""
+    """z (B, z_dim) and labels y (B, num_conditions) or None -> image (B, 3, R, R) in [-1, 1]."""
 
     edit_space = "z"  # what the latent tools move: a Gaussian prior's z (its samples lie on a thin shell)
 
@@ -79,28 +80,32 @@ class Generator(nn.Module):
         g_activation: str = "relu",
         dense: bool = False,
         dropout: float = 0.0,
+        num_conditions: int = 0,
     ) -> None:
         super().__init__()
         self.resolution, self.z_dim, self.z_dist = resolution, z_dim, z_dist  # read by sampling
+        self.num_conditions = num_conditions
         chans = _channels(resolution, base_channels)
         blocks = generator_blocks(resolution, z_dim, chans, g_activation, dense, dropout)
         to_rgb = [nn.ConvTranspose2d(chans[-1], 3, 4, 2, 1, bias=False), nn.Tanh()]  # (B, C, R/2, R/2) -> (B, 3, R, R)
         self.net = nn.Sequential(*blocks, *to_rgb)
         self.apply(init_weights)
+        condition_batchnorm(self.net, num_conditions)  # after init_weights, which would zero its gains
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return run(self.net, z, y)
 
-    def to_edit_space(self, z: torch.Tensor) -> torch.Tensor:
-        """The latent tools edit z itself."""
+    def to_edit_space(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The latent tools edit z itself (a conditional model's labels stay beside it)."""
         return z
 
-    def from_edit_space(self, z: torch.Tensor) -> torch.Tensor:
-        return self(z)
+    def from_edit_space(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self(z, y)
 
 
 class Discriminator(nn.Module):
-    """Image (B, 3, R, R) -> logits (B,); the sigmoid lives in the loss for numerical stability."""
+    """Image (B, 3, R, R) and labels y (B, num_conditions) or None -> logits (B,); the sigmoid lives in the loss for
+    numerical stability. A conditional D adds the projection of y onto its last features."""
 
     def __init__(
         self,
@@ -110,6 +115,7 @@ class Discriminator(nn.Module):
         dropout: float = 0.0,
         spectral_norm: bool = False,
         kernel_size: int = 4,
+        num_conditions: int = 0,
     ) -> None:
         super().__init__()
         if kernel_size not in D_KERNELS:
@@ -125,6 +131,7 @@ class Discriminator(nn.Module):
         else:
             layers += [nn.Conv2d(chans[-1], 1, base, 1, 0, bias=False), nn.Flatten()]
         self.net = nn.Sequential(*layers)
+        self.projection = Projection(num_conditions, chans[-1]) if num_conditions else None
         self.apply(init_weights)
         if spectral_norm:
             add_spectral_norm(self)
@@ -133,8 +140,11 @@ class Discriminator(nn.Module):
         """The last feature map before the head (B, C, base, base): the projection's perceptual distance."""
         return self.net[:-2](x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.projection is None:
+            return self.net(x).squeeze(1)
+        h = self.features(x)
+        return self.net[-2:](h).squeeze(1) + self.projection(h, y)
 
 
 def build(
@@ -148,8 +158,9 @@ def build(
     spectral_norm: bool = False,
     d_base_channels: int | None = None,
     d_kernel: int = 4,
+    num_conditions: int = 0,
 ) -> dict[str, nn.Module]:
     return {
-        "G": Generator(resolution, z_dim, z_dist, base_channels, g_activation, dense, dropout),
-        "D": Discriminator(resolution, d_base_channels or base_channels, dense, dropout, spectral_norm, d_kernel),
+        "G": Generator(resolution, z_dim, z_dist, base_channels, g_activation, dense, dropout, num_conditions),
+        "D": Discriminator(resolution, d_base_channels or base_channels, dense, dropout, spectral_norm, d_kernel, num_conditions),
     }

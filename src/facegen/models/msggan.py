@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facegen.models import split_resolution
+from facegen.models.conditioning import Projection, condition_batchnorm, run
 from facegen.models.dcgan import _channels, _dropout, add_spectral_norm, generator_blocks, init_weights
 
 
@@ -35,7 +36,7 @@ def pyramid(x: torch.Tensor) -> list[torch.Tensor]:
 
 
 class Generator(nn.Module):
-    """z (B, z_dim) -> [(B, 3, base, base), ..., (B, 3, R, R)] in [-1, 1]; the last one is the image."""
+    """z (B, z_dim) and labels y or None -> [(B, 3, base, base), ..., (B, 3, R, R)] in [-1, 1]; the last one is the image."""
 
     edit_space = "z"  # what the latent tools move: a Gaussian prior's z (its samples lie on a thin shell)
 
@@ -48,28 +49,31 @@ class Generator(nn.Module):
         g_activation: str = "relu",
         dense: bool = False,
         dropout: float = 0.0,
+        num_conditions: int = 0,
     ) -> None:
         super().__init__()
         self.resolution, self.z_dim, self.z_dist = resolution, z_dim, z_dist  # read by sampling
+        self.num_conditions = num_conditions
         chans = _channels(resolution, base_channels) + [base_channels]  # 64 px: 512, 256, 128, 64, 64 at 4..64
         self.blocks = nn.ModuleList(generator_blocks(resolution, z_dim, chans, g_activation, dense, dropout))
         # (B, C, S, S) -> (B, 3, S, S) at every scale
         self.to_rgb = nn.ModuleList(nn.Sequential(nn.Conv2d(c, 3, 1), nn.Tanh()) for c in chans)
         self.apply(init_weights)
+        condition_batchnorm(self.blocks, num_conditions)
 
-    def forward(self, z: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
         images, h = [], z
         for block, to_rgb in zip(self.blocks, self.to_rgb):
-            h = block(h)
+            h = run(block, h, y)
             images.append(to_rgb(h))
         return images
 
-    def to_edit_space(self, z: torch.Tensor) -> torch.Tensor:
-        """The latent tools edit z itself."""
+    def to_edit_space(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The latent tools edit z itself (a conditional model's labels stay beside it)."""
         return z
 
-    def from_edit_space(self, z: torch.Tensor) -> list[torch.Tensor]:
-        return self(z)
+    def from_edit_space(self, z: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
+        return self(z, y)
 
 
 class Discriminator(nn.Module):
@@ -82,6 +86,7 @@ class Discriminator(nn.Module):
         dense: bool = False,
         dropout: float = 0.0,
         spectral_norm: bool = False,
+        num_conditions: int = 0,
     ) -> None:
         super().__init__()
         self.resolution = resolution
@@ -98,20 +103,23 @@ class Discriminator(nn.Module):
         else:
             stages.append(nn.Sequential(nn.Conv2d(chans[-1] + 3, 1, base, 1, 0, bias=False), nn.Flatten()))
         self.stages = nn.ModuleList(stages)  # stage i takes the scale of size sizes[-1 - i]
+        self.projection = Projection(num_conditions, chans[-1] + 3) if num_conditions else None  # on the head's input
         self.apply(init_weights)
         if spectral_norm:
             add_spectral_norm(self)
 
-    def forward(self, images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, images: torch.Tensor | Sequence[torch.Tensor], y: torch.Tensor | None = None) -> torch.Tensor:
         scales = pyramid(images) if isinstance(images, torch.Tensor) else list(images)
         got = [tuple(x.shape[-2:]) for x in scales]
         if got != [(s, s) for s in self.sizes]:
             raise ValueError(f"this {self.resolution} px MSG-GAN discriminator takes images of sizes {self.sizes} "
                              f"(coarsest first) or one {self.resolution} px image; got sizes {got}")
         h = None
-        for stage, x in zip(self.stages, reversed(scales)):  # finest first
-            h = stage(x if h is None else torch.cat([x.to(h.dtype), h], dim=1))  # the paper's simple concat
-        return h.squeeze(1)
+        for i, (stage, x) in enumerate(zip(self.stages, reversed(scales))):  # finest first
+            h = x if h is None else torch.cat([x.to(h.dtype), h], dim=1)  # the paper's simple concat
+            projected = self.projection(h, y) if self.projection is not None and i == len(self.stages) - 1 else 0
+            h = stage(h)
+        return h.squeeze(1) + projected
 
 
 def build(
@@ -123,8 +131,9 @@ def build(
     dense: bool = False,
     dropout: float = 0.0,
     spectral_norm: bool = False,
+    num_conditions: int = 0,
 ) -> dict[str, nn.Module]:
     return {
-        "G": Generator(resolution, z_dim, z_dist, base_channels, g_activation, dense, dropout),
-        "D": Discriminator(resolution, base_channels, dense, dropout, spectral_norm),
+        "G": Generator(resolution, z_dim, z_dist, base_channels, g_activation, dense, dropout, num_conditions),
+        "D": Discriminator(resolution, base_channels, dense, dropout, spectral_norm, num_conditions),
     }

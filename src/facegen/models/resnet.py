@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facegen.models import split_resolution
+from facegen.models.conditioning import Projection, condition_batchnorm, run
 from facegen.models.dcgan import _channels, add_spectral_norm
 
 
@@ -38,9 +39,9 @@ class UpBlock(nn.Module):
         self.bn2, self.conv2 = nn.BatchNorm2d(c_out), nn.Conv2d(c_out, c_out, 3, 1, 1)
         self.shortcut = nn.Conv2d(c_in, c_out, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2.0, mode="nearest")
-        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.interpolate(F.relu(run(self.bn1, x, y)), scale_factor=2.0, mode="nearest")
+        h = self.conv2(F.relu(run(self.bn2, self.conv1(h), y)))
         return h + self.shortcut(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
@@ -69,35 +70,42 @@ class Generator(nn.Module):
 
     edit_space = "z"  # what the latent tools move: a Gaussian prior's z (its samples lie on a thin shell)
 
-    def __init__(self, resolution: int = 32, z_dim: int = 128, z_dist: str = "normal", base_channels: int = 64) -> None:
+    def __init__(self, resolution: int = 32, z_dim: int = 128, z_dist: str = "normal", base_channels: int = 64,
+                 num_conditions: int = 0) -> None:
         super().__init__()
         self.resolution, self.z_dim, self.z_dist = resolution, z_dim, z_dist  # read by sampling
+        self.num_conditions = num_conditions
         base, _ = split_resolution(resolution)
         chans = _channels(resolution, base_channels) + [base_channels]  # 32 px at 32: 128, 64, 32, 32 at 4..32
         self.project = nn.Sequential(nn.Linear(z_dim, chans[0] * base * base), nn.Unflatten(1, (chans[0], base, base)))
         self.blocks = nn.Sequential(*(UpBlock(c_in, c_out) for c_in, c_out in zip(chans, chans[1:])))
         self.to_rgb = nn.Sequential(nn.BatchNorm2d(chans[-1]), nn.ReLU(), nn.Conv2d(chans[-1], 3, 3, 1, 1), nn.Tanh())
         self.apply(init_weights)
+        condition_batchnorm(self, num_conditions)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.to_rgb(self.blocks(self.project(z)))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.project(z)
+        for block in self.blocks:
+            h = block(h, y)
+        return run(self.to_rgb, h, y)
 
-    def to_edit_space(self, z: torch.Tensor) -> torch.Tensor:
-        """The latent tools edit z itself."""
+    def to_edit_space(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The latent tools edit z itself (a conditional model's labels stay beside it)."""
         return z
 
-    def from_edit_space(self, z: torch.Tensor) -> torch.Tensor:
-        return self(z)
+    def from_edit_space(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self(z, y)
 
 
 class Discriminator(nn.Module):
     """Image (B, 3, R, R) -> logits (B,)."""
 
-    def __init__(self, resolution: int = 32, base_channels: int = 64, spectral_norm: bool = False) -> None:
+    def __init__(self, resolution: int = 32, base_channels: int = 64, spectral_norm: bool = False, num_conditions: int = 0) -> None:
         super().__init__()
         chans = [3] + _channels(resolution, base_channels)[::-1]  # 32 px at 32: 3 -> 32, 64, 128 at 16, 8, 4
         self.blocks = nn.Sequential(*(DownBlock(c_in, c_out, first=i == 0) for i, (c_in, c_out) in enumerate(zip(chans, chans[1:]))))
         self.head = nn.Linear(chans[-1], 1)
+        self.projection = Projection(num_conditions, chans[-1]) if num_conditions else None
         self.apply(init_weights)
         if spectral_norm:
             add_spectral_norm(self)
@@ -106,8 +114,10 @@ class Discriminator(nn.Module):
         """The last feature map before the head (B, C, base, base): the projection's perceptual distance."""
         return F.relu(self.blocks(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).sum(dim=(2, 3))).squeeze(1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        logits = self.head(h.sum(dim=(2, 3))).squeeze(1)
+        return logits if self.projection is None else logits + self.projection(h, y)
 
 
 def build(
@@ -116,5 +126,7 @@ def build(
     z_dist: str = "normal",
     base_channels: int = 64,
     spectral_norm: bool = False,
+    num_conditions: int = 0,
 ) -> dict[str, nn.Module]:
-    return {"G": Generator(resolution, z_dim, z_dist, base_channels), "D": Discriminator(resolution, base_channels, spectral_norm)}
+    return {"G": Generator(resolution, z_dim, z_dist, base_channels, num_conditions),
+            "D": Discriminator(resolution, base_channels, spectral_norm, num_conditions)}

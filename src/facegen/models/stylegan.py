@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facegen.models import split_resolution
+from facegen.models.conditioning import Projection
 
 LRELU_GAIN = math.sqrt(2)  # keeps unit variance through leaky ReLU(0.2), as in the paper's code
 W_AVG_BETA = 0.995  # decay of the tracked mean of w, per training batch
@@ -76,17 +77,25 @@ class EqualConv2d(nn.Module):
         return _lrelu(x) if self.activation else x
 
 
-class MappingNetwork(nn.Module):
-    """z (B, z_dim) -> w (B, w_dim): z normalised to unit second moment, then `layers` equalised-lr layers."""
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + 1e-8)
 
-    def __init__(self, z_dim: int, w_dim: int, layers: int, lr_mul: float = 0.01) -> None:
+
+class MappingNetwork(nn.Module):
+    """z (B, z_dim) -> w (B, w_dim): z normalised to unit second moment, then `layers` equalised-lr layers. A conditional
+    network joins an embedding of the labels y (B, K), normalised alike, to z at its input (StyleGAN2-ADA's way)."""
+
+    def __init__(self, z_dim: int, w_dim: int, layers: int, lr_mul: float = 0.01, num_conditions: int = 0) -> None:
         super().__init__()
-        widths = [z_dim] + [w_dim] * layers
+        self.embed = EqualLinear(num_conditions, z_dim) if num_conditions else None
+        widths = [z_dim * (2 if num_conditions else 1)] + [w_dim] * layers
         self.net = nn.Sequential(*(EqualLinear(a, b, lr_mul=lr_mul, activation=True) for a, b in zip(widths, widths[1:])))
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        z = z * torch.rsqrt(z.square().mean(dim=1, keepdim=True) + 1e-8)
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        z = _normalise(z)
+        if self.embed is not None:  # (B, z_dim) -> (B, 2 z_dim)
+            z = torch.cat([z, _normalise(self.embed(y.to(z.dtype)))], dim=1)
         return self.net(z)
 
     @torch.no_grad()
@@ -195,17 +204,18 @@ class Generator(nn.Module):
     edit_space = "w"  # what the latent tools move: w, where attributes are more disentangled and lerp is natural
 
     def __init__(self, resolution: int = 32, z_dim: int = 512, w_dim: int = 512, mapping_layers: int = 8,
-                 channel_base: int = 32768, channel_max: int = 512) -> None:
+                 channel_base: int = 32768, channel_max: int = 512, num_conditions: int = 0) -> None:
         super().__init__()
         self.resolution, self.z_dim, self.z_dist, self.w_dim = resolution, z_dim, "normal", w_dim  # read by sampling
-        self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers)
+        self.num_conditions = num_conditions
+        self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers, num_conditions=num_conditions)
         self.synthesis = SynthesisNetwork(resolution, w_dim, channel_base, channel_max)
         self.num_ws = self.synthesis.num_ws
         self.register_buffer("path_length_mean", torch.zeros(()))  # the path-length regulariser's running target
 
-    def to_edit_space(self, z: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
-        """z (B, z_dim) -> w (B, w_dim), pulled toward the tracked mean of w by truncation < 1."""
-        w = self.mapping(z)
+    def to_edit_space(self, z: torch.Tensor, y: torch.Tensor | None = None, truncation: float = 1.0) -> torch.Tensor:
+        """z (B, z_dim) (and labels y) -> w (B, w_dim), pulled toward the tracked mean of w by truncation < 1."""
+        w = self.mapping(z, y)
         return self.mapping.w_avg.lerp(w, truncation) if truncation != 1 else w
 
     def from_edit_space(self, w: torch.Tensor, noises: list[torch.Tensor] | None = None) -> torch.Tensor:
@@ -229,18 +239,19 @@ class Generator(nn.Module):
         layers = torch.arange(self.num_ws, device=w.device)[None, :, None]  # (1, num_ws, 1)
         return torch.where(layers < cutoff[:, None, None], w[:, None], w_other[:, None])
 
-    def forward(self, z: torch.Tensor, z_other: torch.Tensor | None = None, cutoff: torch.Tensor | None = None,
-                truncation: float = 1.0, track_w: bool = False,
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None, z_other: torch.Tensor | None = None,
+                cutoff: torch.Tensor | None = None, truncation: float = 1.0, track_w: bool = False,
                 return_ws: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Images of z; with z_other and cutoff (B,), style-mixed as in training (a cutoff of num_ws: no mixing).
+        """Images of z (with labels y); with z_other and cutoff (B,), style-mixed as in training (a cutoff of num_ws: no
+        mixing), both latents mapped with the sample's labels.
 
         Training calls it through DDP's wrapper, so what a step needs comes from here: track_w moves the tracked mean
         of w, return_ws also returns the per-layer ws (B, num_ws, w_dim) that the path-length term differentiates by.
         """
-        w = self.to_edit_space(z, truncation)
+        w = self.to_edit_space(z, y, truncation)
         if track_w:
             self.mapping.track(w)
-        ws = w[:, None].expand(-1, self.num_ws, -1) if z_other is None else self.mix(w, self.to_edit_space(z_other, truncation), cutoff)
+        ws = w[:, None].expand(-1, self.num_ws, -1) if z_other is None else self.mix(w, self.to_edit_space(z_other, y, truncation), cutoff)
         images = self.synthesis(ws)
         return (images, ws) if return_ws else images
 
@@ -249,7 +260,8 @@ class Discriminator(nn.Module):
     """Image (B, 3, R, R) -> logits (B,): fromRGB, residual blocks that halve the map, then at the base a minibatch
     standard deviation channel, a 3x3 conv and two dense layers."""
 
-    def __init__(self, resolution: int = 32, channel_base: int = 32768, channel_max: int = 512, mbstd_group: int = 4) -> None:
+    def __init__(self, resolution: int = 32, channel_base: int = 32768, channel_max: int = 512, mbstd_group: int = 4,
+                 num_conditions: int = 0) -> None:
         super().__init__()
         base, depth = split_resolution(resolution)
         sizes = [resolution // 2**i for i in range(depth + 1)]  # R, R/2, ..., base
@@ -265,6 +277,7 @@ class Discriminator(nn.Module):
         self.conv = EqualConv2d(c + 1, c, 3)
         self.fc = EqualLinear(c * base * base, c, activation=True)
         self.out = EqualLinear(c, 1)
+        self.projection = Projection(num_conditions, c) if num_conditions else None  # on the last dense features
 
     def _minibatch_std(self, x: torch.Tensor) -> torch.Tensor:
         """One more channel: the standard deviation of the features over a group of samples (ones the batch divides
@@ -284,12 +297,14 @@ class Discriminator(nn.Module):
             x = (block["skip"](x) + block["conv1"](block["conv0"](x))) * math.sqrt(0.5)
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         x = self.conv(self._minibatch_std(self.features(x)))  # (B, C + 1, base, base) -> (B, C, base, base)
-        return self.out(self.fc(x.flatten(1))).squeeze(1)
+        h = self.fc(x.flatten(1))  # (B, C)
+        logits = self.out(h).squeeze(1)
+        return logits if self.projection is None else logits + self.projection(h, y)
 
 
 def build(resolution: int, z_dim: int = 512, w_dim: int = 512, mapping_layers: int = 8, channel_base: int = 32768,
-          channel_max: int = 512) -> dict[str, nn.Module]:
-    return {"G": Generator(resolution, z_dim, w_dim, mapping_layers, channel_base, channel_max),
-            "D": Discriminator(resolution, channel_base, channel_max)}
+          channel_max: int = 512, num_conditions: int = 0) -> dict[str, nn.Module]:
+    return {"G": Generator(resolution, z_dim, w_dim, mapping_layers, channel_base, channel_max, num_conditions),
+            "D": Discriminator(resolution, channel_base, channel_max, num_conditions=num_conditions)}

@@ -113,6 +113,7 @@ class Explorer:
                 "previews": [p.name for p in self.previews(path)],
                 "curves": (path / "training.png").is_file(),
                 "encoder": model.E is not None,
+                "conditions": model.condition_names,  # a conditional model: one toggle each (-1 / unspecified / +1)
                 "directions": [{"name": d.name, "method": d.method, "accuracy": d.accuracy, "n": d.n} for d in directions.values()]}
 
     @staticmethod
@@ -134,16 +135,18 @@ class Explorer:
 
     # Faces.
 
-    def latents(self, rid: str, model: latent.LatentModel, point: dict) -> torch.Tensor:
-        """(1, ...) edit-space latent for {"seed": S} or {"photo": TOKEN} (a photo uploaded to this run)."""
+    def latents(self, rid: str, model: latent.LatentModel, point: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(1, ...) edit-space latent for {"seed": S} or {"photo": TOKEN} (a photo uploaded to this run), and a
+        conditional model's labels (1, K) of it."""
         if not isinstance(point, dict) or len(point) != 1 or not ({"seed", "photo"} & set(point)):
             raise WebError(400, 'a face is {"seed": N} or {"photo": TOKEN}')
         if "seed" in point:
-            return model.latents_of_seeds([check_seed(point["seed"])])
+            seed = check_seed(point["seed"])
+            return model.latents_of_seeds([seed]), model.labels_of_seeds([seed])
         token = point["photo"]
         if not isinstance(token, str) or token not in self.photos or self.photos[token][0] != rid:
             raise WebError(404, "unknown photo token; upload the photo to this run again")
-        return self.photos[token][1]
+        return self.photos[token][1], None
 
     def faces(self, rid: str, seeds_text: str) -> list[dict]:
         try:
@@ -153,30 +156,42 @@ class Explorer:
         if len(seeds) > MAX_FACES:
             raise WebError(400, f"seeds {seeds_text!r} asks for {len(seeds)} faces; at most {MAX_FACES} per request")
         model = self.model(rid)
-        images = model.images(model.latents_of_seeds(seeds))
+        images = model.images(model.latents_of_seeds(seeds), model.labels_of_seeds(seeds))
         return [{"seed": seed, "image": png_data_url(image)} for seed, image in zip(seeds, images)]
 
-    def edit(self, rid: str, face: dict, add: dict, remove: list) -> str:
-        if not isinstance(add, dict) or not isinstance(remove, list):
-            raise WebError(400, 'edit takes {"face": ..., "add": {NAME: STRENGTH}, "remove": [NAME, ...]}')
+    def edit(self, rid: str, face: dict, add: dict, remove: list, labels: dict | None = None) -> str:
+        labels = labels or {}
+        if not isinstance(add, dict) or not isinstance(remove, list) or not isinstance(labels, dict):
+            raise WebError(400, 'edit takes {"face": ..., "add": {NAME: STRENGTH}, "remove": [NAME, ...], "set": {NAME: -1|0|1}}')
         model = self.model(rid)
         directions = latent.load_directions(self.run(rid)[0], required=False)
-        z = self.latents(rid, model, face)
+        z, y = self.latents(rid, model, face)
+        for name, value in labels.items():  # a conditional model's toggles: the latent stays, the label changes
+            if name not in model.condition_names:
+                raise WebError(400, f"unknown attribute {str(name)[:40]!r}; this run learnt: {', '.join(model.condition_names) or 'none'}")
+            if value not in (-1, 0, 1) or isinstance(value, bool):
+                raise WebError(400, f"the label of {name} is -1, 0 or 1, got {value!r}")
+            y = y.clone()
+            y[:, model.condition_names.index(name)] = float(value)
+        if labels and model.space == "w":  # a style model's w holds its labels: the seed's z mapped with the new ones
+            z = model.latents_of_seeds([face["seed"]], y)
         for name, strength in add.items():
             if not isinstance(strength, (int, float)) or isinstance(strength, bool) or not abs(strength) <= MAX_STRENGTH:
                 raise WebError(400, f"strength of {str(name)[:40]!r} must be a number in [-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}], got {strength!r}")
             z = latent.add(z, known_direction(directions, name), float(strength), sphere=model.spherical)
         for name in remove:
             z = latent.remove(z, known_direction(directions, name), sphere=model.spherical)
-        return png_data_url(model.images(z)[0])
+        return png_data_url(model.images(z, y)[0])
 
     def interpolate(self, rid: str, a: dict, b: dict, steps: int, slerp: bool) -> list[str]:
         if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= MAX_FRAMES:
             raise WebError(400, f"steps must be a whole number from 2 to {MAX_FRAMES}, got {steps!r}")
         model = self.model(rid)
-        ends = [self.latents(rid, model, a), self.latents(rid, model, b)]
+        (za, ya), (zb, yb) = self.latents(rid, model, a), self.latents(rid, model, b)
+        ends = [za, zb]
         points = torch.cat([model.per_layer(end) for end in ends] if any(end.dim() == 3 for end in ends) else ends)  # W+ photo
-        frames = model.images(latent.interpolate(points, steps, bool(slerp) and model.spherical))  # w: lerp is natural
+        labels = None if ya is None else latent.interpolate(torch.cat([ya, yb]), steps)  # a conditional model's labels move too
+        frames = model.images(latent.interpolate(points, steps, bool(slerp) and model.spherical), labels)  # w: lerp is natural
         return [png_data_url(frame) for frame in frames]
 
     def photo(self, rid: str, data: bytes, name: str) -> dict:
@@ -283,7 +298,8 @@ def create_app(folders: list[str | Path]):
     @app.post("/api/runs/{rid}/edit")
     async def edit(rid: str, request: Request):
         body = await json_body(request)
-        return {"image": await on_worker(explorer.edit, rid, body.get("face"), body.get("add", {}), body.get("remove", []))}
+        return {"image": await on_worker(explorer.edit, rid, body.get("face"), body.get("add", {}), body.get("remove", []),
+                                         body.get("set", {}))}
 
     @app.post("/api/runs/{rid}/interpolate")
     async def interpolate(rid: str, request: Request):

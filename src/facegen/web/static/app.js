@@ -119,6 +119,22 @@ async function loadExplore() {
 }
 
 function buildSliders() {
+  // A conditional model's attributes: one toggle each, -1 / unspecified / +1; the face keeps its latent.
+  const conditions = state.detail ? state.detail.conditions || [] : [];
+  $("toggles").replaceChildren(...conditions.map((name) => {
+    const row = document.createElement("div");
+    row.className = "slider";
+    const label = document.createElement("span");
+    label.textContent = name;
+    const choice = document.createElement("select");
+    choice.dataset.attribute = name;
+    for (const [value, text] of [["", "as drawn"], ["1", "+1 present"], ["0", "0 unspecified"], ["-1", "-1 absent"]]) {
+      choice.append(Object.assign(document.createElement("option"), { value, textContent: text }));
+    }
+    choice.addEventListener("change", scheduleEdit);
+    row.append(label, choice);
+    return row;
+  }));
   const directions = state.detail ? state.detail.directions : [];
   $("no-directions").hidden = directions.length > 0;
   $("sliders").replaceChildren(...directions.map((d) => {
@@ -150,6 +166,7 @@ function focus(point, image) {
   for (const input of $("sliders").querySelectorAll("input[type=range]")) input.value = 0;
   for (const span of $("sliders").querySelectorAll(".slider span:nth-child(3)")) span.textContent = "0";
   for (const box of $("sliders").querySelectorAll("input[type=checkbox]")) box.checked = false;
+  for (const choice of $("toggles").querySelectorAll("select")) choice.value = "";
 }
 
 function setImage(id, url) {
@@ -171,11 +188,16 @@ async function runEdit() {
     if (Number(input.value) !== 0) add[input.dataset.direction] = Number(input.value);
   }
   const remove = [...$("sliders").querySelectorAll("input[type=checkbox]:checked")].map((box) => box.dataset.remove);
+  const labels = {};
+  for (const choice of $("toggles").querySelectorAll("select")) {
+    if (choice.value !== "") labels[choice.dataset.attribute] = Number(choice.value);
+  }
   const mine = ++editCounter;
   try {
-    const { image } = await post(`/api/runs/${state.run}/edit`, { face: state.focus, add, remove });
+    const { image } = await post(`/api/runs/${state.run}/edit`, { face: state.focus, add, remove, set: labels });
     if (mine === editCounter) setImage("focus-image", image);
-    say(Object.keys(add).length || remove.length ? `edited ${describe(state.focus)}` : describe(state.focus));
+    const edited = Object.keys(add).length || remove.length || Object.keys(labels).length;
+    say(edited ? `edited ${describe(state.focus)}` : describe(state.focus));
   } catch (err) {
     say(err.message, true);
   }
