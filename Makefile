@@ -21,6 +21,7 @@ demo: setup
 	$(BIN)/facegen demo
 
 test: setup
+	$(BIN)/ruff check
 	$(BIN)/python -m pytest -q
 
 test-slow: setup

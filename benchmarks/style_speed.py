@@ -70,7 +70,7 @@ def main() -> None:
         architecture = {"resolution": R, "z_dim": w_dim, "w_dim": w_dim, "mapping_layers": layers, "channel_base": base, "channel_max": cmax}
         for grouped in (False, True):
             original = stylegan.modulated_conv2d
-            stylegan.modulated_conv2d = lambda *a, grouped_=grouped, **k: original(*a, **{**k, "grouped": grouped_})
+            stylegan.modulated_conv2d = lambda *a, grouped_=grouped, original_=original, **k: original_(*a, **{**k, "grouped": grouped_})
             try:
                 speed = time_step("stylegan", architecture, [], args.batch, args.steps, args.warmup)
             finally:
@@ -79,7 +79,8 @@ def main() -> None:
             rows.append({"model": f"stylegan {size}", "training_conv": "grouped" if grouped else "scaled input",
                          "params_m": round(params / 1e6, 2), "img_per_s": speed})
             print(json.dumps(rows[-1]), flush=True)
-    print(f"\n{R} px, batch {args.batch}, {args.steps} steps after {args.warmup}\n\n| model | training conv | params (M) | img/s |\n| --- | --- | --- | --- |")
+    print(f"\n{R} px, batch {args.batch}, {args.steps} steps after {args.warmup}\n")
+    print("| model | training conv | params (M) | img/s |\n| --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['model']} | {r.get('training_conv', '')} | {r.get('params_m', '')} | {r['img_per_s']:.0f} |")
 

@@ -72,15 +72,15 @@ def main() -> None:
     for run in ok(client.get("/api/runs"))["runs"]:
         rid = run["id"]
         detail = ok(client.get(f"/api/runs/{rid}"))
-        grid = timed(lambda i=0: ok(client.get(f"/api/runs/{rid}/faces", params={"seeds": f"{16 * i}-{16 * i + 15}"})), args.repeats)
+        grid = timed(lambda i=0, rid=rid: ok(client.get(f"/api/runs/{rid}/faces", params={"seeds": f"{16 * i}-{16 * i + 15}"})), args.repeats)
         names = [d["name"] for d in detail["directions"]]
-        edit = timed(lambda i=0: ok(client.post(f"/api/runs/{rid}/edit", json={
+        edit = timed(lambda i=0, rid=rid, names=names: ok(client.post(f"/api/runs/{rid}/edit", json={
             "face": {"seed": i}, "add": {names[0]: (i % 9) - 4} if names else {}})), args.repeats)
-        frames = timed(lambda i=0: ok(client.post(f"/api/runs/{rid}/interpolate", json={
+        frames = timed(lambda i=0, rid=rid: ok(client.post(f"/api/runs/{rid}/interpolate", json={
             "a": {"seed": i}, "b": {"seed": i + 1}, "steps": 8, "slerp": True})), args.repeats)
         uploads = max(2, args.repeats // 10)
         method = ok(client.post(f"/api/runs/{rid}/photo", files={"file": ("face.jpg", photo, "image/jpeg")}))["method"]
-        upload = timed(lambda i=0: ok(client.post(f"/api/runs/{rid}/photo", files={"file": ("face.jpg", photo, "image/jpeg")})), uploads)
+        upload = timed(lambda i=0, rid=rid: ok(client.post(f"/api/runs/{rid}/photo", files={"file": ("face.jpg", photo, "image/jpeg")})), uploads)
         cell = lambda t: f"{t[0]:.0f} ms (p90 {t[1]:.0f})"  # noqa: E731
         model = f"{run['family']} {run['resolution']} px" + (f", {len(names)} directions" if names else "")
         print(f"| {run['name']} | {model} | {cell(grid)} | {cell(edit) if names else cell(edit) + ' (no direction)'} | "

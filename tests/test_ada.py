@@ -196,9 +196,9 @@ def test_the_controller_state_resumes_exactly_even_mid_interval():
     assert torch.equal(resumed.p, ada.p) and torch.equal(resumed.rt, ada.rt) and torch.equal(resumed.signs, ada.signs)
     # Steps 7-8 alone would put r_t at 0.5, below the target; with steps 5-6 carried over it is 0.75, above.
     logits = [torch.tensor([1.0, 1.0, 1.0, -1.0])] * 2 + [torch.randn(4, generator=_seeded(s)) for s in range(12)]
-    for step, l in enumerate(logits, start=7):
+    for step, real_logits in enumerate(logits, start=7):
         for a in (ada, resumed):
-            a.observe(l)
+            a.observe(real_logits)
             a.update(step, 8)
         assert torch.equal(resumed.p, ada.p) and torch.equal(resumed.signs, ada.signs)
         if step == 8:

@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import run_cli
+
 from facegen import checkpoint as ckpt
 from facegen import report
 from facegen.config import load_config

@@ -1,5 +1,5 @@
-import safetensors.torch
 import pytest
+import safetensors.torch
 import torch
 
 from facegen import checkpoint as ckpt

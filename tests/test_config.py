@@ -8,7 +8,8 @@ from facegen.config import FAMILIES, FAMILY_ONLY, STEP_MODEL_KEYS, Config, Model
 
 def test_defaults_are_the_canonical_recipe():
     cfg = Config()
-    assert (cfg.data.resolution, cfg.model.architecture()["z_dim"], cfg.train.batch_size, cfg.train.lr_d, cfg.train.betas_d) == (64, 100, 128, 2e-4, (0.5, 0.999))
+    settings = (cfg.data.resolution, cfg.model.architecture()["z_dim"], cfg.train.batch_size, cfg.train.lr_d, cfg.train.betas_d)
+    assert settings == (64, 100, 128, 2e-4, (0.5, 0.999))
 
 
 def test_every_preset_loads():

@@ -192,7 +192,8 @@ def test_every_update_averages_its_gradients_under_ddp(settings, roles, celeba_d
 
 def test_two_ranks_steer_one_ada_p_from_the_signs_of_both(celeba_dir, cache, tmp_path):
     """r_t is summed over the ranks before p moves, so both keep one p (and one augmentation strength), even when
-    their own D outputs say opposite things (the driver makes rank 0's D always sure and rank 1's never: r_t is 0 over both, +1 and -1 on each alone)."""
+    their own D outputs say opposite things (the driver makes rank 0's D always sure and rank 1's never: r_t is 0 over
+    both, +1 and -1 on each alone)."""
     (tmp_path / "driver.py").write_text(textwrap.dedent(DRIVER))
     settings = ["data.ada_target=0.6", "data.ada_interval=1", "data.ada_kimg=0.04", "data.ada_p=0.5"]
     args = train_args(celeba_dir, tmp_path / "run", STEPS) + [arg for key in settings for arg in ("--set", key)]

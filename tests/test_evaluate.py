@@ -4,8 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_cli as run
+from conftest import write_celeba
 
-from conftest import run_cli as run, write_celeba
 from facegen.config import load_config
 from facegen.train import train
 

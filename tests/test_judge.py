@@ -6,8 +6,18 @@ from PIL import Image
 from facegen import checkpoint as ckpt
 from facegen import models
 from facegen.data import open_dataset
-from facegen.judge import (attribute_rates, balanced_accuracy, compare_rates, edit_success, format_accuracy, format_rates, load_judge,
-                           predict, resize, train_judge)
+from facegen.judge import (
+    attribute_rates,
+    balanced_accuracy,
+    compare_rates,
+    edit_success,
+    format_accuracy,
+    format_rates,
+    load_judge,
+    predict,
+    resize,
+    train_judge,
+)
 
 ATTRS = ["Eyeglasses", "Male", "Smiling"]
 

@@ -13,9 +13,21 @@ import torch.nn.functional as F
 
 from facegen import inception
 from facegen.inception import PINNED_SHA256, find_inception, resize_bilinear
-from facegen.metrics import (METRICS, FeatureExtractor, check_protocols, compute_metrics, fid, frechet_distance, kid,
-                             inception_score, load_reference, parse_metrics, precision_recall, save_reference,
-                             statistics)
+from facegen.metrics import (
+    METRICS,
+    FeatureExtractor,
+    check_protocols,
+    compute_metrics,
+    fid,
+    frechet_distance,
+    inception_score,
+    kid,
+    load_reference,
+    parse_metrics,
+    precision_recall,
+    save_reference,
+    statistics,
+)
 
 CELEBA = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_subset" / "img_align_celeba"
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import top_singular_values
+
 from facegen import models
 from facegen.models import dcgan, msggan, resnet
 

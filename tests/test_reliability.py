@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import run_cli
+
 from facegen import checkpoint as ckpt
 from facegen import steps
 from facegen.config import load_config
@@ -29,7 +29,8 @@ def test_a_second_train_on_a_run_in_progress_is_refused_naming_the_pid(celeba_di
     out = tmp_path / "run"
     command = ["train", "--preset", "dcgan32", "--data", str(celeba_dir), "--set", "model.base_channels=4",
                "--set", "train.batch_size=4", "--set", "data.split=all", "--out", str(out), "--quiet"]
-    first = subprocess.Popen([sys.executable, "-m", "facegen", *command, "--steps", "100000"], env={**os.environ, "PYTHONPATH": SRC}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen([sys.executable, "-m", "facegen", *command, "--steps", "100000"], env={**os.environ, "PYTHONPATH": SRC},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import top_singular_values
+
 from facegen import latent, models
 from facegen.config import load_config
 from facegen.models import resnet

@@ -3,8 +3,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import run_cli
+
 from facegen import checkpoint as ckpt
 from facegen import models, report
 from facegen.config import load_config

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli as run
+
 from facegen import checkpoint as ckpt
 from facegen.sweep import parse_vary, split_values
 

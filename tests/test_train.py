@@ -2,8 +2,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import write_cifar10, write_mnist
+
 from facegen import checkpoint as ckpt
 from facegen.config import load_config, preset_names
 from facegen.sample import recompute_batchnorm

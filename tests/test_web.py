@@ -12,9 +12,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from conftest import run_cli
+from PIL import Image
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402

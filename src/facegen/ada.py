@@ -28,6 +28,7 @@ and per-pixel colours, so they mean the same at every scale.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F

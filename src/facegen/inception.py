@@ -244,7 +244,7 @@ class Inception(nn.Module):
         with torch.inference_mode():
             want = self._scripted_features(probe)
         if want.shape != got.shape or not torch.allclose(got, want, rtol=1e-3, atol=1e-3):
-            warnings.warn("the folded Inception differs from the scripted graph; using the slower scripted graph")
+            warnings.warn("the folded Inception differs from the scripted graph; using the slower scripted graph", stacklevel=2)
             return None
         return trunk
 

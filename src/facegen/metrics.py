@@ -68,10 +68,10 @@ class FeatureExtractor:
                 # Scaling before resizing is the same map (bilinear weights sum to 1) on the smaller image.
                 x = resize_bilinear(x, INPUT_SIZE).contiguous(memory_format=torch.channels_last)  # (B, 3, 299, 299)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                    f, l = self.net(x)  # (B, 2048), (B, 1008) or None
+                    f, head = self.net(x)  # (B, 2048), (B, 1008) or None
                 features.append(f.float().cpu().numpy())
                 if want_logits:
-                    logits.append(l.float().cpu().numpy())
+                    logits.append(head.float().cpu().numpy())
                 bar.update(len(x))
         feats = np.concatenate(features).astype(np.float64) if features else np.zeros((0, 2048))
         return feats, (np.concatenate(logits).astype(np.float64) if want_logits and logits else None)

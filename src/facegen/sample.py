@@ -12,7 +12,6 @@ from torch import nn
 
 from facegen.images import to_uint8
 
-
 MAX_SEED = 2**63 - 1  # torch.Generator's seeds are 64-bit
 MAX_SEEDS = 1_000_000  # a list longer than this is a typo, not a sample (FID uses 50,000)
 BATCHNORM_SEEDS = 2**40  # first seed of the latents that recompute_batchnorm draws: far from any user's seeds

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-
 MIRROR_STREAM = 1  # keeps the mirroring draws apart from the epoch permutations, which are seeded with [seed, epoch]
 
 

@@ -125,7 +125,8 @@ class Discriminator(nn.Module):
         # No BatchNorm on the first block (Radford et al.): (B, 3, R, R) -> (B, C0, R/2, R/2)
         layers = [nn.Conv2d(3, chans[0], kernel_size, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
         for c_in, c_out in zip(chans, chans[1:]):  # (B, C, S, S) -> (B, 2C, S/2, S/2)
-            layers += [nn.Conv2d(c_in, c_out, kernel_size, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True), *_dropout(dropout)]
+            layers += [nn.Conv2d(c_in, c_out, kernel_size, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True),
+                       *_dropout(dropout)]
         if dense:  # (B, C, base, base) -> (B, 1); either head is the last two modules (see features)
             layers += [nn.Flatten(), nn.Linear(chans[-1] * base * base, 1)]
         else:

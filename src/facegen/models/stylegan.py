@@ -111,7 +111,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
 
     grouped=False computes the same thing as the paper's code does while training: the input scaled by the styles,
     one plain convolution over the batch, the output scaled by the demodulation coefficients."""
-    B, I, H, W = x.shape
+    B, I, H, W = x.shape  # noqa: E741  (I: input channels, as in the paper's notation)
     if not grouped:
         out = F.conv2d(x * styles[:, :, None, None].to(x.dtype), weight.to(x.dtype), padding=padding)
         if demodulate:  # sum over I, k, k of (w s)^2 = s^2 . (sum over k, k of w^2)

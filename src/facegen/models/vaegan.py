@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from facegen.models import split_resolution
-from facegen.models import dcgan
+from facegen.models import dcgan, split_resolution
 from facegen.models.vae import Encoder
 
 

@@ -7,10 +7,10 @@ bad request is a 4xx JSON {"error": "..."} and the server stays up. FastAPI and 
 """
 
 
+import asyncio
 import base64
 import hashlib
 import io
-import asyncio
 import time
 import uuid
 from collections import OrderedDict
