@@ -23,16 +23,18 @@ VAEGAN_STEPS=${VAEGAN_STEPS:-1300} # runs do not depend on what else the machine
 DCGAN32_STEPS=${DCGAN32_STEPS:-4000}  # about 15 minutes: the 600-step 64 px DCGAN draws glasses on 1 face in 500
 PARTS=${PARTS:-A B C}
 ATTRS="Eyeglasses Smiling Wearing_Hat No_Beard"
-FAMILIES=${FAMILIES:-dcgan32 vae32}  # part A's models
+FAMILIES=${FAMILIES:-dcgan32 vae32}  # part A's models; style32 (the style family, editing in w) may be added
 wants() { [[ " $FAMILIES " == *" $1 "* ]]; }  # FAMILY: is it among part A's FAMILIES?
 SYN_STRENGTH=${SYN_STRENGTH:-3}  # spreads across the boundary (part A)
 # How far past the boundary --make and --remove go (in logits of the family's field), and how near its boundary the field
 # holds a condition (logits). Chosen on seeds 200-399 with the 40,000-face judge, apart from the seeds 0-199 that are
-# reported (benchmarks/README, "Latent edits", twenty-third session for the VAE, twenty-fourth for the DCGAN).
+# reported (benchmarks/history/2026-12-03-latent-edits.md, twenty-third session for the VAE, twenty-fourth for the DCGAN).
 SYN_MARGIN_VAE=${SYN_MARGIN_VAE:-3}
 SYN_HOLD_VAE=${SYN_HOLD_VAE:-0.5}
 SYN_MARGIN_DCGAN=${SYN_MARGIN_DCGAN:-4}
 SYN_HOLD_DCGAN=${SYN_HOLD_DCGAN:-2}
+SYN_MARGIN_STYLE=${SYN_MARGIN_STYLE:-4}  # the DCGAN's, not yet chosen for w
+SYN_HOLD_STYLE=${SYN_HOLD_STYLE:-2}
 # Part A's edits, each applied alone: add the four drawn attributes (every face moved by S spreads), remove them (only
 # the faces with the feature moved; --make No_Beard=yes moves only the bearded ones), then add them with --make (only
 # the faces without the feature moved, each to the same margin past the boundary).
@@ -43,13 +45,14 @@ mkdir -p "$OUT"
 
 # A. Synthetic ground truth: the VAE trains for 10 minutes, the DCGAN for 5, whose moves in z then change fewer other
 # attributes (with edits kept on the prior's sphere, trained 5 minutes it met 8 of the 8 edits on seeds 200-399, 10
-# minutes 6; benchmarks/README, "Latent edits", twenty-fourth session). The judge reads faces drawn apart from the
+# minutes 6; benchmarks/history/2026-12-03-latent-edits.md, twenty-fourth session). The judge reads faces drawn apart from the
 # models' (another seed), four times as many for twice the epochs: the 10,000-face, 10-epoch judge read a perfectly
 # drawn closed smile on 57 % of faces and a perfect beard on 87 % (perfect_edits.py), this one on 96-98 % (5 minutes).
 if [[ " $PARTS " == *" A "* ]]; then
 SYN=synthetic:10000
 SYN_MINUTES_VAE=${SYN_MINUTES_VAE:-10}
 SYN_MINUTES_DCGAN=${SYN_MINUTES_DCGAN:-5}
+SYN_MINUTES_STYLE=${SYN_MINUTES_STYLE:-10}
 JUDGE32="$OUT/judge-synth32-40k"
 [ -f "$JUDGE32/judge.safetensors" ] || $FACEGEN judge train synthetic:40000@2 --resolution 32 --epochs 20 --out "$JUDGE32" --quiet
 # A model is trained once and marked done; a run with checkpoints but no mark (stopped, or made by hand) is never deleted.
@@ -65,16 +68,21 @@ train_once() {  # RUN TRAIN_ARGS...
   $FACEGEN train "$@" --out "$run" --quiet && touch "$run/checkpoints/done"
 }
 ! wants dcgan32 || train_once "$OUT/synth-dcgan32" --preset fast32 --data "$SYN" --minutes "$SYN_MINUTES_DCGAN"
+! wants style32 || train_once "$OUT/synth-style32" --preset style32 --data "$SYN" --minutes "$SYN_MINUTES_STYLE"
 ! wants vae32 || train_once "$OUT/synth-vae32" --preset vae64 --data "$SYN" --set data.resolution=32 \
   --set data.crop=none --minutes "$SYN_MINUTES_VAE" --epochs 1000
 # Directions and scored edits, once per family. Neither latent is linear in what the decoder draws: each family gets a
 # field (an MLP on z) fitted to 20,000 of its prior samples labelled by the judge, conditioned on every attribute the
-# judge trusts, each held only within the family's band of its boundary (benchmarks/README, "Latent edits"). The VAE's
+# judge trusts, each held only within the family's band of its boundary (benchmarks/README.md, "Latent edits"). The VAE's
 # planes fitted to its encoded training faces and their true labels met 4 of 8 where its field meets 8 on seeds 200-399.
-FIELD=(--judge "$JUDGE32" --n 20000 --nonlinear --condition $($PYTHON -c 'import sys; from facegen import latent
+FIELD=(--judge "$JUDGE32" --n 20000 --condition $($PYTHON -c 'import sys; from facegen import latent
 from facegen.judge import load_judge; print(" ".join(latent.trusted_attributes(load_judge(sys.argv[1])[1])))' "$JUDGE32"))
 edit_settings() {  # FAMILY: its margin and band
-  [ "$1" = dcgan32 ] && echo --margin "$SYN_MARGIN_DCGAN" --hold-within "$SYN_HOLD_DCGAN" || echo --margin "$SYN_MARGIN_VAE" --hold-within "$SYN_HOLD_VAE"
+  case $1 in
+    dcgan32) echo --margin "$SYN_MARGIN_DCGAN" --hold-within "$SYN_HOLD_DCGAN" ;;
+    style32) echo --margin "$SYN_MARGIN_STYLE" --hold-within "$SYN_HOLD_STYLE" ;;
+    *) echo --margin "$SYN_MARGIN_VAE" --hold-within "$SYN_HOLD_VAE" ;;
+  esac
 }
 for family in $FAMILIES; do
   [ -f "$OUT/synth-$family/edits/edit.json" ] && continue
@@ -148,7 +156,7 @@ if [ ! -d "$VAEGAN/checkpoints" ]; then
   rm -rf "$VAEGAN"
   $FACEGEN train --preset vaegan64 --data "$CELEBA" --steps "$VAEGAN_STEPS" --out "$VAEGAN" --quiet
 fi
-$FACEGEN directions "$DCGAN" --from-labels Smiling Male --judge "$OUT/judge-celeba64" --n 4000 --quiet
+$FACEGEN directions "$DCGAN" --from-labels Smiling Male --judge "$OUT/judge-celeba64" --n 4000 --linear --quiet  # issue 9's planes
 $FACEGEN directions "$VAE" --from-labels Smiling Male --quiet
 $FACEGEN directions "$VAEGAN" --from-labels Smiling Male --quiet
 fi

@@ -1,12 +1,11 @@
 """The bad-input suite: every mistake a user can make at the command line gets one line on stderr, exit
-status 2, and nothing written or changed. README's table "What facegen checks" lists the same cases."""
+status 2, and nothing written or changed. docs/reliability.md's table "What facegen checks" lists the same cases."""
 
 import hashlib
 import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 RUN, VAE = "{run}", "{vae}"  # placeholders: a tiny DCGAN run and a tiny VAE run
@@ -35,11 +34,14 @@ CASES = [
     ("train: a config file extending an unknown preset", ["train", "--config", "mine.toml"], "extends unknown preset 'fast99'; available presets:"),
     ("train: zero budget", ["train", "--minutes", "0"], "train.minutes = 0.0 must be > 0"),
     ("train: --resume of a folder without checkpoints", ["train", "--resume", "--out", "empty"], "is not a facegen run"),
-    ("train: --resume with new settings", ["train", "--resume", "--out", RUN, "--set", "train.lr_d=1"], "--resume continues a run with its saved config"),
+    ("train: --resume with new settings", ["train", "--resume", "--out", RUN, "--set", "train.lr_d=1"],
+     "--resume continues a run with its saved config"),
     ("train: a run in the way", ["train", "--preset", "dcgan32", "--out", RUN], "already holds a run; pass --resume"),
     ("sweep: --vary without values", ["sweep", "--preset", "dcgan32", "--vary", "train.lr_g=", "--out", "sweep"], "needs a list of values"),
-    ("sweep: --vary of an unknown section", ["sweep", "--preset", "dcgan32", "--vary", "trian.lr_g=1", "--out", "sweep"], "unknown config section 'trian'"),
-    ("sweep: a value of the wrong type", ["sweep", "--preset", "dcgan32", "--vary", "train.batch_size=4,x", "--out", "sweep"], "expects int, got 'x'"),
+    ("sweep: --vary of an unknown section", ["sweep", "--preset", "dcgan32", "--vary", "trian.lr_g=1", "--out", "sweep"],
+     "unknown config section 'trian'"),
+    ("sweep: a value of the wrong type", ["sweep", "--preset", "dcgan32", "--vary", "train.batch_size=4,x", "--out", "sweep"],
+     "expects int, got 'x'"),
     ("runs: missing folder", ["runs", "no-such-folder"], "is not a folder"),
     ("runs: unknown sort column", ["runs", "empty-runs", "--sort", "speed"], "cannot sort by 'speed'; columns: run, preset"),
     ("sample: missing run", ["sample", "no-such-run"], "no-such-run does not exist"),

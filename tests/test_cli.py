@@ -32,9 +32,16 @@ def trained_run(celeba_dir, tmp_path_factory):
 def test_prepare_train_sample_end_to_end(trained_run, capsys, tmp_path):
     code, out, _ = run(capsys, "sample", str(trained_run), "--n", "16", "--grid", str(tmp_path / "grid.png"))
     assert code == 0 and "16 samples (32 px, step 2)" in out
-    assert Image.open(tmp_path / "grid.png").size == (4 * 34 + 2, 4 * 34 + 2)  # 4x4 tiles of 32 px, 2 px apart
+    assert Image.open(tmp_path / "grid.png").size == (4 * (4 * 34 + 2),) * 2  # 4x4 tiles of 32 px, 2 px apart, enlarged 4x
+    code, out, _ = run(capsys, "sample", str(trained_run), "--n", "16", "--grid", str(tmp_path / "small.png"), "--zoom", "1")
+    assert code == 0 and Image.open(tmp_path / "small.png").size == (4 * 34 + 2, 4 * 34 + 2)  # --zoom 1: the model's pixels
+    big, small = (np.asarray(Image.open(tmp_path / name)) for name in ("grid.png", "small.png"))
+    assert np.array_equal(big[::4, ::4], small)  # whole pixels repeated, nothing blurred
     code, out, _ = run(capsys, "sample", str(trained_run), "--seeds", "3,7-8", "--out", str(tmp_path / "png"))
     assert code == 0 and sorted(p.name for p in (tmp_path / "png").iterdir()) == ["seed-000003.png", "seed-000007.png", "seed-000008.png"]
+    assert {Image.open(p).size for p in (tmp_path / "png").iterdir()} == {(32, 32)}  # single faces stay at the model's resolution
+    code, _, err = run(capsys, "sample", str(trained_run), "--n", "4", "--grid", str(tmp_path / "zero.png"), "--zoom", "0")
+    assert code == 2 and "--zoom 0" in err and not (tmp_path / "zero.png").exists()
 
 
 def test_sample_of_nothing_and_a_gmm_prior_without_encoder_are_one_line(trained_run, capsys, tmp_path):

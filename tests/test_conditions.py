@@ -1,11 +1,14 @@
 """Attribute-conditional models: the labels reach the networks from the data, row for row, and checkpoints keep them."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
+from conftest import ATTRS, run_cli
 from PIL import Image
 
-from conftest import ATTRS, run_cli
 from facegen import checkpoint as ckpt
 from facegen import models
 from facegen.config import load_config
@@ -165,13 +168,30 @@ def test_sampling_on_request_refuses_what_the_model_cannot_give(conditional_runs
     assert code != 0 and "NAME=1" in err
 
 
-def test_seeds_of_a_conditional_model_interpolate_with_their_labels_and_photos_are_refused(conditional_runs, faces, capsys, tmp_path):
-    code, _, err = run_cli(capsys, "interpolate", str(conditional_runs["dcgan"]), "--seeds", "0,1", "--out", str(tmp_path / "i.png"))
+def test_photos_of_a_conditional_model_take_their_labels_from_the_data_or_else_the_judge(conditional_runs, faces, capsys, tmp_path):
+    run = conditional_runs["dcgan"]
+    code, _, err = run_cli(capsys, "interpolate", str(run), "--seeds", "0,1", "--out", str(tmp_path / "i.png"))
     assert code == 0, err
-    photo = str(next((faces / "img_align_celeba").glob("*.jpg")))
-    code, _, err = run_cli(capsys, "edit", str(conditional_runs["dcgan"]), "--images", photo, "--set", "Smiling=1",
-                           "--out", str(tmp_path / "p"))
-    assert code != 0 and "photos of a conditional model (Smiling, Male) need their labels" in err
+    photo = next((faces / "img_align_celeba").glob("*.jpg"))
+    code, out, err = run_cli(capsys, "edit", str(run), "--images", str(photo), "--set", "Smiling=1", "--refine-steps", "2",
+                             "--out", str(tmp_path / "p"))
+    assert code == 0, err
+    record = json.loads((tmp_path / "p" / "edit.json").read_text())
+    assert "from the data's label file" in out and record["photos"]["labels"] == "the data's label file"
+    outside = tmp_path / "me.jpg"  # the same face under a name the data does not have
+    shutil.copyfile(photo, outside)
+    code, _, err = run_cli(capsys, "edit", str(run), "--images", str(outside), "--set", "Smiling=1", "--out", str(tmp_path / "q"))
+    assert code != 0 and "add --judge DIR" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "q").exists()
+    assert run_cli(capsys, "judge", "train", str(faces), "--out", str(tmp_path / "judge"), "--resolution", "32", "--epochs", "1",
+                   "--batch-size", "16", "--quiet")[0] == 0
+    code, out, err = run_cli(capsys, "edit", str(run), "--images", str(outside), "--set", "Smiling=1", "--refine-steps", "2",
+                             "--judge", str(tmp_path / "judge"), "--out", str(tmp_path / "q"))
+    assert code == 0, err
+    assert f"from the judge {tmp_path / 'judge'}" in out and (tmp_path / "q" / "edits.png").is_file()
+    code, out, err = run_cli(capsys, "reconstruct", str(conditional_runs["vae"]), "--holdout", "2", "--out", str(tmp_path / "r.png"),
+                             "--quiet")
+    assert code == 0, err
+    assert "labels of the faces (Smiling, Male) from the data's label file" in out
 
 
 @pytest.mark.parametrize("family", ["dcgan", "stylegan"])

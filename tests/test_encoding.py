@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_cli as run
 from PIL import Image
 
-from conftest import run_cli as run
 from facegen import encoding
 from facegen.config import load_config
 from facegen.train import train
@@ -28,7 +28,7 @@ def test_a_vae_run_logs_its_quick_kid_and_keeps_the_best(vae_run):
 def test_reconstruct_held_out_faces_prints_errors_and_writes_the_pairs(vae_run, capsys, tmp_path):
     code, out, _ = run(capsys, "reconstruct", str(vae_run), "--holdout", "3", "--out", str(tmp_path / "grid.png"), "--quiet")
     assert code == 0 and out.count("PSNR") == 4 and "mean of 3" in out
-    assert Image.open(tmp_path / "grid.png").size == (3 * 34 + 2, 2 * 34 + 2)  # originals above reconstructions
+    assert Image.open(tmp_path / "grid.png").size == (4 * (3 * 34 + 2), 4 * (2 * 34 + 2))  # originals above reconstructions, 4x
 
 
 def test_reconstruct_photos_and_bad_photos(vae_run, faces, capsys, tmp_path):

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli as run
 from PIL import Image
 
-from conftest import run_cli as run
 from facegen import latent
 from facegen.config import load_config
 from facegen.train import train
@@ -57,7 +57,9 @@ def test_make_moves_only_the_faces_on_the_wrong_side_to_the_margin():
     e = torch.nn.functional.normalize(torch.randn(8), dim=0)
     z = torch.randn(50, 8)
     d = latent.Direction("y", e, "labels", 10, "test", spread=0.5, offset=0.2)
-    distance = lambda w: (w @ e + 0.2) / 0.5  # in spreads
+    def distance(w):  # in spreads
+        return (w @ e + 0.2) / 0.5
+
     made, far_enough = latent.make(z, d, present=True, margin=1.0), distance(z) >= 1.0
     assert torch.allclose(distance(made), torch.clamp(distance(z), min=1.0), atol=1e-5)
     assert 0 < far_enough.sum() < 50 and torch.equal(made[far_enough], z[far_enough])  # those already there do not move
@@ -82,7 +84,9 @@ def test_conditioned_edits_cross_the_attributes_own_boundary_and_leave_the_condi
     vector = latent.condition(normal, [other])
     d = latent.Direction("y", vector, "labels", 10, "test", spread=0.5, offset=-0.3, normal=normal)
     z = torch.randn(6, 12)
-    distance = lambda w: (w @ normal - 0.3) / 0.5  # in spreads
+    def distance(w):  # in spreads
+        return (w @ normal - 0.3) / 0.5
+
     assert torch.allclose(distance(latent.add(z, d, 2.0)) - distance(z), torch.full((6,), 2.0), atol=1e-4)
     assert torch.allclose(latent.add(z, d, 2.0) @ other, z @ other, atol=1e-5)
     removed = latent.remove(z, d, margin=1.0)
@@ -100,7 +104,10 @@ def test_interpolation_gif_has_the_asked_number_of_frames(gan_run, capsys, tmp_p
     assert code == 0 and "11 slerp frames" in out
     assert Image.open(tmp_path / "a.gif").n_frames == 11
     code, _, _ = run(capsys, "interpolate", str(gan_run), "--seeds", "3,17", "--steps", "4", "--out", str(tmp_path / "a.png"))
-    assert code == 0 and Image.open(tmp_path / "a.png").size == (4 * 34 + 2, 34 + 2)
+    assert code == 0 and Image.open(tmp_path / "a.png").size == (4 * (4 * 34 + 2), 4 * (34 + 2))  # enlarged 4x: 32 px faces
+    code, _, _ = run(capsys, "interpolate", str(gan_run), "--seeds", "3,17", "--steps", "4", "--zoom", "1", "--out", str(tmp_path / "b.png"))
+    assert code == 0 and Image.open(tmp_path / "b.png").size == (4 * 34 + 2, 34 + 2)
+    assert Image.open(tmp_path / "a.gif").size == (4 * 32, 4 * 32)  # GIF frames enlarged alike
 
 
 def test_directions_from_seeds_edit_the_same_way_twice_and_mean_image(gan_run, capsys, tmp_path):
@@ -114,7 +121,8 @@ def test_directions_from_seeds_edit_the_same_way_twice_and_mean_image(gan_run, c
         assert code == 0
     for name in ("edits.png", "walk-sefa0.png", "mean-Sunglasses.png"):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "e1" / name)), np.asarray(Image.open(tmp_path / "e2" / name)))
-    assert Image.open(tmp_path / "e1" / "edits.png").size == (3 * 34 + 2, 4 * 34 + 2)  # original, add, remove
+    assert Image.open(tmp_path / "e1" / "edits.png").size == (4 * (3 * 34 + 2), 4 * (4 * 34 + 2))  # original, add, remove; 4x
+    assert Image.open(tmp_path / "e1" / "mean-Sunglasses.png").size == (32, 32)  # a single face stays at the model's size
     record = json.loads((tmp_path / "e1" / "edit.json").read_text())
     assert [op["op"] for op in record["operations"]] == ["add", "remove", "walk", "mean"]
     assert record["operations"][2]["strengths"] == [-2.0, -1.0, 0.0, 1.0, 2.0]  # a negative --range LOW reads as a value
@@ -139,8 +147,8 @@ def test_edit_errors_are_one_line(gan_run, vae_run, capsys, tmp_path):
 
 
 def test_label_directions_for_an_encoder_model_use_the_true_labels(vae_run, capsys):
-    code, out, _ = run(capsys, "directions", str(vae_run), "--from-labels", "Smiling", "Eyeglasses", "--condition", "Male", "--quiet")
-    assert code == 0 and "held-out accuracy" in out
+    code, out, err = run(capsys, "directions", str(vae_run), "--from-labels", "Smiling", "Eyeglasses", "--condition", "Male", "--quiet")
+    assert code == 0 and "held-out accuracy" in out and "add --judge DIR for the default field" in err
     directions = latent.load_directions(vae_run)
     assert directions["Smiling"].method == "labels" and "encoded training faces" in directions["Smiling"].source
     male = latent.directions_from_labels(latent.open_model(vae_run), ["Male"], progress=False)["Male"]
@@ -261,7 +269,7 @@ def test_edits_of_held_out_faces_start_from_their_encodings(vae_run, capsys, tmp
     run_dir = tmp_path / "vae"  # a copy: the directions made here stay out of the shared run
     shutil.copytree(vae_run, run_dir)
     assert run(capsys, "directions", str(run_dir), "--from-seeds", "Up=1,2,3")[0] == 0
-    code, out, _ = run(capsys, "edit", str(run_dir), "--holdout", "3", "--add", "Up=1", "--out", str(tmp_path / "e"))
+    code, out, _ = run(capsys, "edit", str(run_dir), "--holdout", "3", "--add", "Up=1", "--zoom", "1", "--out", str(tmp_path / "e"))
     assert code == 0 and "3 photos found by encoder mean" in out
     record = json.loads((tmp_path / "e" / "edit.json").read_text())
     assert record["faces"] == "the first 3 held-out faces" and len(record["photos"]["psnr"]) == 3
@@ -307,7 +315,7 @@ def test_a_field_separates_what_no_plane_can_and_moves_each_face_across_it():
     field = latent.AttributeField.from_weights(d.weights)
     score = lambda w: field(w)[:, 0]  # noqa: E731  (in logits, the unit of a field)
     start = torch.from_numpy(z[:40])
-    made = latent.make(start, d, present=True, margin=2.0)
+    made = latent.make(start, d, present=True, margin=2.0, hold_within=float("inf"))  # its condition held everywhere
     already = score(start) >= 2.0
     # A damped climb may leave a face a little short of its goal, never far.
     assert (score(made) >= 2.0 - 0.02).float().mean() >= 0.95 and score(made).min() >= 1.5
@@ -330,9 +338,11 @@ def test_a_field_holds_its_conditions_only_within_the_band_asked():
     d = latent.field_directions(z, targets, ["Ring"], ["Other"], "test")["Ring"]
     free = latent.field_directions(z, targets, ["Ring"], [], "test")["Ring"]  # the same (seeded) fit, without the condition
     start = torch.from_numpy(z[:40])
-    assert torch.allclose(latent.make(start, d, True, hold_within=1e9), latent.make(start, d, True), atol=1e-5)
+    everywhere = latent.make(start, d, True, hold_within=float("inf"))
+    assert torch.allclose(latent.make(start, d, True, hold_within=1e9), everywhere, atol=1e-5)
+    assert torch.equal(latent.make(start, d, True), latent.make(start, d, True, margin=3.0, hold_within=1.0))  # the defaults
     assert torch.allclose(latent.make(start, d, True, hold_within=0.0), latent.make(start, free, True), atol=1e-5)
-    assert not torch.allclose(latent.make(start, d, True), latent.make(start, free, True), atol=1e-3)
+    assert not torch.allclose(everywhere, latent.make(start, free, True), atol=1e-3)
     # Within the band a condition is kept where it started, at the faces the edit moves.
     field = latent.AttributeField.from_weights(d.weights)
     before, after = field(start), field(latent.make(start, d, True, hold_within=3.0))
@@ -360,19 +370,29 @@ def test_an_encoder_model_given_a_judge_fits_its_field_to_judged_prior_samples(v
     assert "prior samples labelled by the judge" in made["Smiling"].source
 
 
-def test_nonlinear_label_directions_from_the_cli(gan_run, judge_dir, capsys, tmp_path, monkeypatch):
+def test_label_directions_from_the_cli_are_fields_holding_the_trusted_attributes_unless_linear(gan_run, judge_dir, capsys, tmp_path,
+                                                                                                monkeypatch):
     import facegen.judge
 
-    code, _, err = run(capsys, "directions", str(gan_run), "--nonlinear", "--quiet")
-    assert code == 2 and "--nonlinear fits a field to labels: add --from-labels" in err
+    code, _, err = run(capsys, "directions", str(gan_run), "--linear", "--quiet")
+    assert code == 2 and "--linear fits a plane to labels: add --from-labels" in err
     monkeypatch.setattr(facegen.judge, "probabilities", brightness)
-    code, out, _ = run(capsys, "directions", str(gan_run), "--from-labels", "Smiling", "--condition", "Male", "--judge",
-                       str(judge_dir), "--n", "300", "--nonlinear", "--quiet")
+    monkeypatch.setattr(latent, "trusted_attributes", lambda checkpoint: ["Male", "Smiling"])  # a 1-epoch judge trusts none
+    code, out, _ = run(capsys, "directions", str(gan_run), "--from-labels", "Smiling", "--judge", str(judge_dir), "--n", "300", "--quiet")
     assert code == 0 and "field" in out and "held-out accuracy" in out
-    assert latent.load_directions(gan_run)["Smiling"].method == "field"
+    smiling = latent.load_directions(gan_run)["Smiling"]
+    assert smiling.method == "field" and "conditioned on Male" in smiling.source  # every trusted attribute but its own
     code, _, _ = run(capsys, "edit", str(gan_run), "--seeds", "0-3", "--make", "Smiling=yes", "--walk", "Smiling",
                      "--out", str(tmp_path / "field"))
     assert code == 0 and (tmp_path / "field" / "walk-Smiling.png").is_file()
+    made = json.loads((tmp_path / "field" / "edit.json").read_text())["operations"][0]
+    assert (made["margin"], made["hold_within"]) == (3.0, 1.0)  # a field's defaults, recorded
+    code, out, _ = run(capsys, "directions", str(gan_run), "--from-labels", "Smiling", "--judge", str(judge_dir), "--n", "300",
+                       "--linear", "--quiet")
+    assert code == 0 and latent.load_directions(gan_run)["Smiling"].method == "labels"
+    code, _, _ = run(capsys, "edit", str(gan_run), "--seeds", "0-3", "--make", "Smiling=yes", "--out", str(tmp_path / "plane"))
+    made = json.loads((tmp_path / "plane" / "edit.json").read_text())["operations"][0]
+    assert code == 0 and (made["margin"], made["hold_within"]) == (1.0, None)
 
 
 def test_perfect_edits_benchmark_reads_each_edit_and_the_beards_own_labels(judge_dir, capsys, monkeypatch, tmp_path):

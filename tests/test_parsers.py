@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from facegen.augment import POLICIES, parse_policy
-from facegen.cli_latent import _number, _parse_named, _parse_range
+from facegen.cli_edit import _number, _parse_range, parse_named
 from facegen.config import SECTIONS, Config, config_from_dict, read_config_file
 from facegen.data.sources import parse_attributes
 from facegen.losses import parse_label_noise
@@ -92,7 +92,7 @@ def test_vary_specs(text):
 @EXAMPLES
 @given(TEXT, st.sampled_from(["--add", "--from-seeds"]))
 def test_named_values_and_numbers(text, flag):
-    named = _one_line_or(lambda t: _parse_named(t, flag), text)
+    named = _one_line_or(lambda t: parse_named(t, flag), text)
     if named is not None:
         assert all(part.strip() for part in named)
         value = _one_line_or(lambda t: _number(t, flag), named[1])
@@ -117,7 +117,8 @@ def test_attribute_files(text, csv):
 # TOML presets and config files: any text in a .toml file.
 TOML_LIKE = st.one_of(ANY, st.lists(st.tuples(st.sampled_from(["[data]", "[model]", "[train]", "[loss]", "[nope]", ""]),
                                               st.sampled_from(["resolution", "z_dim", "lr_g", "kind", "beta", "x", "extends"]),
-                                              st.sampled_from(["64", "33", "-1", "\"bce\"", "1e-4", "true", "[1, 2]", "\"", "nan", "inf", "\"fast32\"", "\"demo\""])),
+                                              st.sampled_from(["64", "33", "-1", "\"bce\"", "1e-4", "true", "[1, 2]", "\"", "nan", "inf",
+                                                               "\"fast32\"", "\"demo\""])),
                                     max_size=4).map(lambda lines: "\n".join(f"{h}\n{k} = {v}" for h, k, v in lines)))
 
 

@@ -53,7 +53,7 @@ def test_compare_page_shows_differences_grids_and_curves(runs, tmp_path):
     assert text.count("not evaluated") == 2
     for name in ("base", "tweaked"):
         with Image.open(tmp_path / "cmp" / f"grid-{name}.png") as grid:
-            assert grid.size == (70, 70) and grid.mode == "RGB"
+            assert grid.size == (4 * 70, 4 * 70) and grid.mode == "RGB"  # 2x2 faces of 32 px, enlarged 4x
     assert (tmp_path / "cmp" / "curves-loss.png").is_file() and (tmp_path / "cmp" / "curves-d.png").is_file()
     links = Links()
     links.feed(text)

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from facegen import cli_latent
+from facegen import cli_help, cli_latent
 
 DEMO_OUT = Path("runs/demo")
 
@@ -29,7 +29,6 @@ def _free_run_dir(base: Path) -> Path:
 
 def cmd_prepare(args: argparse.Namespace) -> None:
     from facegen.data import open_cache, prepare
-
     from facegen.models import SUPPORTED_RESOLUTIONS
 
     if args.resolution not in SUPPORTED_RESOLUTIONS:
@@ -142,7 +141,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     else:
         run_dir = Path(args.run) if Path(args.run).is_dir() else checkpoint.path.parent.parent
         grid = Path(args.grid) if args.grid else run_dir / "samples.png"
-        save_grid(images, grid)
+        save_grid(images, grid, zoom=args.zoom)
         print(f"wrote a grid of {len(images)} samples ({checkpoint.architecture['resolution']} px, step {checkpoint.state.get('step')}) to {grid}")
 
 
@@ -243,8 +242,8 @@ def cmd_presets(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="facegen", description="Train, sample and evaluate face generators.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="facegen", description="Train, sample, edit and evaluate face generators.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of the commands below")
 
     p = sub.add_parser("prepare", help="decode a source into a uint8 cache (train does this when needed)")
     p.add_argument("source", help="CelebA root or its zip, image folder, MNIST/CIFAR-10 files or synthetic:N[@seed]")
@@ -316,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "training faces that agree, e.g. Smiling=1,Male=-1,Eyeglasses=1")
     p.add_argument("--truncation", type=float, default=1.0,
                    help="style models: pull w toward its tracked mean, 1 (default) as trained, e.g. 0.7 for safer faces")
+    cli_latent.add_zoom_option(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("demo", help="synthetic faces -> a small DCGAN in a few CPU minutes -> runs/demo")
@@ -373,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("presets", help="list the presets")
     p.set_defaults(func=cmd_presets)
+    cli_help.decorate(parser, sub)
     return parser
 
 
@@ -390,8 +391,13 @@ def _attach_signed_values(argv: list[str]) -> list[str]:
     return out
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line as argparse reads it, without running anything (the docs' tests parse every example)."""
+    return build_parser().parse_args(_attach_signed_values(argv))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(_attach_signed_values(sys.argv[1:] if argv is None else argv))
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         args.func(args)
     except (ValueError, OSError) as err:

@@ -1,43 +1,35 @@
-"""The latent-space subcommands of `facegen`: reconstruct, latent-plot, interpolate, directions, edit,
-train-encoder. Thin callers of encoding.py and latent.py; errors follow cli.py's rule (one line, exit 2).
+"""The latent-space subcommands of `facegen`: reconstruct, latent-plot, interpolate, mix, directions, train-encoder
+(edit is in cli_edit.py). Thin callers of encoding.py and latent.py; errors follow cli.py's rule (one line, exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
+import sys
 
+from facegen.cli_edit import cmd_edit, parse_named, photo_latents_reported, photos_of
 
-def _holdout_faces(checkpoint, n: int, progress: bool = True) -> tuple:
-    """uint8 (n, R, R, 3): the first n held-out faces of the run's own data (unseen in training), and their names."""
-    import numpy as np
-
-    if n < 1:
-        raise ValueError(f"--holdout {n}: ask for at least one held-out face, e.g. --holdout 16")
-    dataset = checkpoint.dataset(progress=progress)
-    indices = dataset.split_indices("holdout")[:n]
-    return np.asarray(dataset.images[indices]), [f"held-out #{i}" for i in indices]
+FIELD_SAMPLES = 20_000  # judged prior samples `directions --from-labels` fits a field to: it has more to learn than a plane
+PLANE_SAMPLES = 4_000  # labelled latents it fits a plane to (--linear)
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
+    from facegen import latent
     from facegen.checkpoint import load_autoencoder
-    from facegen.data import load_photos
     from facegen.encoding import mse_psnr, pairs_grid, reconstruct
-    from facegen.images import save_image
+    from facegen.images import grid_zoom, save_image
 
-    E, G, checkpoint = load_autoencoder(args.run)
-    if args.images:
-        names = list(args.images)
-        originals = load_photos(names, checkpoint.architecture["resolution"], checkpoint.state["config"]["data"]["crop"])
-    else:
-        originals, names = _holdout_faces(checkpoint, args.holdout, progress=not args.quiet)
-    reconstructions = reconstruct(E, G, originals)
+    load_autoencoder(args.run)  # a model without an encoder is refused here, in one line
+    model = latent.open_model(args.run)
+    originals, names, labels, source = photos_of(model, args)
+    if source:
+        print(f"labels of the faces ({', '.join(model.condition_names)}) from {source}")
+    reconstructions = reconstruct(model.E, model.G, originals, labels=None if labels is None else labels.numpy())
     mse, psnr = mse_psnr(originals, reconstructions)
     for name, m, p in zip(names, mse, psnr):
         print(f"{name}: MSE {m:.5f}  PSNR {p:.2f} dB")
     print(f"mean of {len(names)}: MSE {mse.mean():.5f}  PSNR {psnr.mean():.2f} dB (intensities in [0, 1])")
-    save_image(pairs_grid(originals, reconstructions), args.out)
+    save_image(pairs_grid(originals, reconstructions), args.out, grid_zoom(args.zoom, originals.shape[1]))
     print(f"wrote originals above their reconstructions to {args.out}")
 
 
@@ -49,59 +41,6 @@ def cmd_latent_plot(args: argparse.Namespace) -> None:
     print(f"{result['n']} held-out faces, {result['positive']} with {args.attribute}; 5-NN accuracy in 2-D: {scores} "
           f"(majority {100 * result['majority']:.1f} %)")
     print(f"wrote {args.out}")
-
-
-def _parse_named(text: str, flag: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.strip() or not value.strip():
-        raise ValueError(f"{flag} {text!r} must look like NAME=VALUE, e.g. {flag} Smiling=2")
-    return name.strip(), value.strip()
-
-
-def _number(text: str, flag: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{flag}: {text!r} is not a number") from None
-    if not abs(value) < 1e6:
-        raise ValueError(f"{flag}: {text!r} is not a usable strength; use a finite number like 2 or -1.5")
-    return value
-
-
-def _yes_no(text: str, flag: str) -> bool:
-    answers = {"yes": True, "true": True, "no": False, "false": False}
-    if text.lower() not in answers:
-        raise ValueError(f"{flag}: {text!r} is not yes or no; e.g. --make No_Beard=yes")
-    return answers[text.lower()]
-
-
-def _latents_of(model, args: argparse.Namespace):
-    """(z, labels (None for an unconditional model), images shown as 'originals', photo report or None): from --seeds,
-    or from photos (--images or --holdout), encoded or projected."""
-    from facegen import latent
-    from facegen.sample import parse_seeds
-
-    if args.seeds:
-        seeds = parse_seeds(args.seeds)
-        z, y = model.latents_of_seeds(seeds), model.labels_of_seeds(seeds)
-        return z, y, model.images(z, y), None
-    photos = latent.load_photos(model, args.images) if args.images else _holdout_faces(model.checkpoint, args.holdout)[0]
-    z, report = _photo_latents(model, photos, args.refine_steps)
-    return z, None, photos, report
-
-
-def _photo_latents(model, photos, refine_steps: int | None) -> tuple:
-    """The photos' latents and a report: how they were found, per-photo MSE and PSNR, seconds per photo."""
-    from facegen import latent
-    from facegen.encoding import mse_psnr
-
-    started = time.perf_counter()
-    z, how = latent.photo_latents(model, photos, refine_steps)
-    seconds = (time.perf_counter() - started) / len(photos)
-    mse, psnr = mse_psnr(photos, model.images(z))
-    print(f"{len(photos)} photos found by {how}: mean MSE {mse.mean():.5f}, PSNR {psnr.mean():.2f} dB, {1000 * seconds:.1f} ms per photo")
-    return z, {"method": how, "seconds_per_photo": seconds, "mean_mse": float(mse.mean()), "mean_psnr": float(psnr.mean()),
-               "mse": mse.tolist(), "psnr": psnr.tolist()}
 
 
 def cmd_interpolate(args: argparse.Namespace) -> None:
@@ -116,23 +55,23 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
         seeds = parse_seeds(args.seeds)
         points, labels = model.latents_of_seeds(seeds), model.labels_of_seeds(seeds)
     else:
-        points, _ = _photo_latents(model, latent.load_photos(model, args.images.split(",")), args.refine_steps)
+        points, _ = photo_latents_reported(model, latent.load_photos(model, args.images.split(",")), args.refine_steps)
         labels = None
     path_labels = None if labels is None else latent.interpolate(labels, args.steps)  # a conditional model's labels move too
     frames = model.images(latent.interpolate(points, args.steps, args.slerp), path_labels)
-    latent.save_frames(frames, args.out, per_row=args.steps)
+    latent.save_frames(frames, args.out, per_row=args.steps, zoom=args.zoom)
     print(f"wrote {len(frames)} {'slerp' if args.slerp else 'lerp'} frames through {len(points)} points to {args.out}")
 
 
 def cmd_mix(args: argparse.Namespace) -> None:
     from facegen import latent
-    from facegen.images import make_grid, save_image
+    from facegen.images import save_grid
     from facegen.sample import parse_seeds
 
     model = latent.open_model(args.run)
     rows, columns = parse_seeds(args.rows), parse_seeds(args.columns)
     grid = latent.style_mix(model, rows, columns, args.cutoff)
-    save_image(make_grid(grid, nrow=len(columns) + 1), args.out)
+    save_grid(grid, args.out, nrow=len(columns) + 1, zoom=args.zoom)
     print(f"wrote a style-mixing grid to {args.out}: rows {args.rows} give layers 0-{args.cutoff - 1} (coarse), "
           f"columns {args.columns} layers {args.cutoff}-{model.layers - 1} (fine)")
 
@@ -145,13 +84,12 @@ def cmd_directions(args: argparse.Namespace) -> None:
     directions = latent.load_directions(model.run_dir, required=False)
     made = {}
     for text in args.from_seeds or []:
-        name, seeds = _parse_named(text, "--from-seeds")
+        name, seeds = parse_named(text, "--from-seeds")
         made[name] = latent.direction_from_seeds(model, name, parse_seeds(seeds))
-    if args.nonlinear and not args.from_labels:
-        raise ValueError("--nonlinear fits a field to labels: add --from-labels ATTR ...")
+    if args.linear and not args.from_labels:
+        raise ValueError("--linear fits a plane to labels: add --from-labels ATTR ...")
     if args.from_labels:
-        made |= latent.directions_from_labels(model, args.from_labels, args.judge, args.n, args.condition or (),
-                                              nonlinear=args.nonlinear, progress=not args.quiet)
+        made |= _label_directions(model, args)
     if args.sefa:
         made |= latent.sefa_directions(model, args.sefa)
     if made:
@@ -164,140 +102,23 @@ def cmd_directions(args: argparse.Namespace) -> None:
         print(f"{name:<20} {d.method:<7} n={d.n:<6} spread {d.spread:.3f}{accuracy}  ({d.source}){'  [new]' if name in made else ''}")
 
 
-def cmd_edit(args: argparse.Namespace) -> None:
-    import json
-
-    import numpy as np
-
+def _label_directions(model, args: argparse.Namespace) -> dict:
+    """directions --from-labels: the measured best method by default (a field fitted to judged samples, conditioned on
+    every attribute the judge trusts, edits held near the conditions' boundaries), a plane with --linear. An encoder
+    model without --judge fits planes to its encoded faces' true labels, the one way it has without a judge."""
     from facegen import latent
-    from facegen.images import make_grid, save_image
-    from facegen.sample import parse_seeds
+    from facegen.judge import load_judge
 
-    # Every number is read before any work, so that a typo never leaves half the outputs behind.
-    added, made, labelled = ([_parse_named(t, flag) for t in texts or []]
-                             for flag, texts in (("--add", args.add), ("--make", args.make), ("--set", args.set)))
-    operations = [("add", name, _number(value, f"--add {name}")) for name, value in added] + \
-        [("remove", name, None) for name in args.remove or []] + \
-        [("make", name, _yes_no(value, f"--make {name}")) for name, value in made] + \
-        [("set", name, _label(value, f"--set {name}")) for name, value in labelled]
-    if not (operations or args.walk or args.mean_of):
-        raise ValueError("edit needs something to do: --add NAME=STRENGTH, --remove NAME, --make NAME=yes|no, "
-                         "--set NAME=1|-1 (conditional models), --walk NAME or --mean-of NAME")
-    walk_range = [_number(v, "--range") for v in _parse_range(args.range)] if args.walk else None
-    if args.hold_within is not None and args.hold_within < 0:
-        raise ValueError(f"--hold-within {args.hold_within}: a distance in logits from each condition's boundary, 0 or more "
-                         "(e.g. --hold-within 1)")
-    if args.walk and args.steps < 2:
-        raise ValueError(f"--steps {args.steps}: a walk needs at least 2 strengths, e.g. --steps 7")
-    model = latent.open_model(args.run)
-    for kind, name, _ in operations:
-        if kind == "set" and name not in model.condition_names:
-            raise ValueError(f"--set {name}: " + (f"this model learnt {', '.join(model.condition_names)}" if model.condition_names else
-                             "--set changes a conditional model's labels, and this run was trained without model.conditions; "
-                             "move along a direction (--add, --make) or train one with --preset fast32-cond"))
-    directions = latent.load_directions(model.run_dir, required=bool(args.walk or args.mean_of or any(k != "set" for k, _, _ in operations)))
-    for kind, name, _ in operations:  # checked before any face is made, like the numbers above
-        if kind == "make" and not latent.pick(directions, name).has_boundary:
-            raise ValueError(f"--make {name}: that direction was made by {directions[name].method}, and only label "
-                             "directions (--from-labels) have a boundary to cross; use --add or --remove for it")
-    out = Path(args.out)
-    z, y, originals, photos = _latents_of(model, args)
-    record: dict = {"run": str(model.run_dir), "checkpoint": model.checkpoint.path.name, "faces": args.seeds or args.images or f"the first {args.holdout} held-out faces",
-                    "margin": args.margin, "hold_within": args.hold_within, "operations": [], "files": []}
-    if photos:
-        record["photos"] = photos
-    start = model.images(z, y)  # what the edits start from: the samples, or the photos as the model sees them
-    columns, scores = [originals] + ([start] if photos else []), []
-    judge = trusted = extractor = start_features = None
-    if args.score:
-        from facegen.judge import load_judge
-        from facegen.metrics import FeatureExtractor
-
-        if not args.judge:
-            raise ValueError("--score needs --judge DIR (made by facegen judge train) to read the attributes")
-        judge, judge_checkpoint = load_judge(args.judge)
-        trusted, extractor = latent.trusted_attributes(judge_checkpoint), FeatureExtractor()
-        start_features = extractor.features(start, progress=False)  # once for every scored edit
-    for kind, name, value in operations:
-        if kind == "set":  # the latent stays; the label changes (+1 present, -1 absent, 0 unspecified)
-            y_edited = y.clone()
-            y_edited[:, model.condition_names.index(name)] = value
-            # A style model's w holds its labels: the same seeds' z mapped with the new ones.
-            relabelled = model.latents_of_seeds(parse_seeds(args.seeds), y_edited) if model.space == "w" else z
-            edited = model.images(relabelled, y_edited)
-            columns.append(edited)
-            entry = {"op": "set", "attribute": name, "value": value}
-            if judge is not None and name in judge.attr_names and value:
-                moved = (y_edited != y).any(dim=1).numpy()
-                entry["score"] = latent.score_edit(judge, trusted, start, edited, name, value > 0, moved,
-                                                   extractor=extractor, before_features=start_features)
-                scores.append(entry)
-            record["operations"].append(entry)
-            continue
-        y_edited = y
-        direction = latent.pick(directions, name)
-        if kind == "add":
-            z_edited, target = latent.add(z, direction, value, args.hold_within, model.spherical), value > 0
-        elif kind == "remove":
-            z_edited, target = latent.remove(z, direction, args.margin, args.hold_within, model.spherical), False
-        else:
-            z_edited, target = latent.make(z, direction, value, args.margin, args.hold_within, model.spherical), value
-        edited = model.images(z_edited, y_edited)
-        columns.append(edited)
-        entry = {"op": kind, "direction": name, "method": direction.method} | \
-            ({"strength": value} if kind == "add" else {"present": value} if kind == "make" else {})
-        if judge is not None and name in judge.attr_names:
-            moved = (z_edited != z).flatten(1).any(dim=1).numpy()
-            entry["score"] = latent.score_edit(judge, trusted, start, edited, name, target, moved,
-                                               extractor=extractor, before_features=start_features,
-                                               control=model.images(latent.random_moves(z, z_edited), y_edited))
-            scores.append(entry)
-        record["operations"].append(entry)
-    if operations:
-        grid = np.stack(columns, axis=1).reshape(-1, *start.shape[1:])  # rows: faces; columns: original, edits in order
-        record["files"].append(str(save_image(make_grid(grid, nrow=len(columns)), out / "edits.png")))
-    if args.walk:
-        strengths = np.linspace(*walk_range, args.steps).tolist()
-        frames = model.images(latent.walk(z, latent.pick(directions, args.walk), strengths, model.spherical),
-                              None if y is None else y.repeat_interleave(len(strengths), dim=0))
-        record["files"].append(str(save_image(make_grid(frames, nrow=len(strengths)), out / f"walk-{args.walk}.png")))
-        record["operations"].append({"op": "walk", "direction": args.walk, "strengths": strengths})
-    if args.mean_of:
-        direction = latent.pick(directions, args.mean_of)
-        if direction.mean is None:
-            raise ValueError(f"direction {args.mean_of!r} was made by {direction.method}; only hand-picked (--from-seeds) "
-                             "directions have a mean latent")
-        record["files"].append(str(save_image(model.images(direction.mean[None], None if y is None else y[:1])[0],
-                                              out / f"mean-{args.mean_of}.png")))
-        record["operations"].append({"op": "mean", "direction": args.mean_of})
-    from facegen.files import write_text_atomic
-
-    write_text_atomic(out / "edit.json", json.dumps(record, indent=1))
-    for entry in scores:
-        s = entry["score"]
-        reached = "no face needed it" if s["flip_rate"] is None else f"{100 * s['flip_rate']:.1f} % of {s['n_needed']}"
-        control = (f" (in {100 * s['others_changed_control']:.1f} % when moved as far at random)"
-                   if "others_changed_control" in s else "")
-        print(f"{entry['op']} {entry.get('direction', entry.get('attribute'))}: {reached} reach {'it' if s['target'] else 'its absence'}; "
-              f"of the {s['n_moved']} faces moved, other attributes change in {100 * s['others_changed']:.1f} %{control}, "
-              + (f"its own feature's other labels ({', '.join(s['own_feature'])}) in {100 * s['own_feature_changed']:.1f} %, "
-                 if s["own_feature"] else "")
-              + f"Inception cosine {s.get('inception_cosine', float('nan')):.3f}")
-    print(f"wrote {', '.join(record['files'])} and {out / 'edit.json'}")
-
-
-def _label(text: str, flag: str) -> float:
-    answers = {"1": 1.0, "+1": 1.0, "-1": -1.0, "0": 0.0, "yes": 1.0, "no": -1.0}
-    if text.lower() not in answers:
-        raise ValueError(f"{flag}={text}: a label is 1 (present), -1 (absent) or 0 (unspecified)")
-    return answers[text.lower()]
-
-
-def _parse_range(text: str) -> tuple[str, str]:
-    low, sep, high = text.partition(",")
-    if not sep:
-        raise ValueError(f"--range {text!r} must be LOW,HIGH, e.g. --range -3,3")
-    return low, high
+    field = not args.linear and (args.judge is not None or model.E is None)
+    conditions = args.condition
+    if conditions is None and field and args.judge is not None:
+        conditions = latent.trusted_attributes(load_judge(args.judge)[1])  # an attribute is never held to its own feature
+    if not field and not args.linear:
+        print("facegen: planes fitted to the data's labels of encoded faces; add --judge DIR for the default field, whose edits "
+              "keep the other attributes", file=sys.stderr)
+    n = args.n or (FIELD_SAMPLES if field else PLANE_SAMPLES)
+    return latent.directions_from_labels(model, args.from_labels, args.judge, n, conditions or (), nonlinear=field,
+                                         progress=not args.quiet)
 
 
 def cmd_train_encoder(args: argparse.Namespace) -> None:
@@ -307,13 +128,20 @@ def cmd_train_encoder(args: argparse.Namespace) -> None:
     print(f"encoder written to {path}; projection of photos into this run now starts from it")
 
 
+def add_zoom_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--zoom", type=int, help="enlarge grids by whole pixels (default: until a face is about 128 px wide; "
+                                             "1 keeps the model's pixels)")
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reconstruct", help="VAEs: encode and decode photos or held-out faces; per-image MSE and PSNR")
     p.add_argument("run", help="a run directory or checkpoint of a vae or vaegan")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--images", nargs="+", help="photos, prepared with the run's own crop and resolution")
     which.add_argument("--holdout", type=int, help="the first N held-out faces of the run's data")
+    p.add_argument("--judge", help="a conditional model's photos: the attribute judge that reads their labels")
     p.add_argument("--out", required=True, help="PNG grid: originals above their reconstructions")
+    add_zoom_option(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_reconstruct)
 
@@ -332,6 +160,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--columns", required=True, help="seeds whose fine styles (colours, texture) each column gives, e.g. 4-9")
     p.add_argument("--cutoff", type=int, default=3, help="the first layer taken from the column's w (default 3: after 8 px)")
     p.add_argument("--out", required=True, help="the PNG grid to write")
+    add_zoom_option(p)
     p.set_defaults(func=cmd_mix)
 
     p = sub.add_parser("interpolate", help="a strip or GIF through seeds' or photos' latents (lerp or slerp)")
@@ -343,18 +172,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slerp", action="store_true", help="spherical instead of linear interpolation")
     p.add_argument("--refine-steps", type=int, help="photos: optimisation steps (refines an encoder's mean; projection length for GANs)")
     p.add_argument("--out", required=True, help="FILE.png (a grid, one row per segment) or FILE.gif")
+    add_zoom_option(p)
     p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("directions", help="make attribute directions in a run: hand-picked seeds, labels, or SeFa")
     p.add_argument("run", help="a run directory")
     p.add_argument("--from-seeds", action="append", metavar="NAME=SEEDS", help="normalised mean of hand-picked latents, e.g. Sunglasses=3,17,42")
-    p.add_argument("--from-labels", nargs="+", metavar="ATTR", help="a linear boundary per attribute (InterFaceGAN)")
+    p.add_argument("--from-labels", nargs="+", metavar="ATTR", help="a direction per attribute from labelled latents: by default "
+                   "a field (a small MLP) that edits follow face by face, holding every attribute the judge trusts")
     p.add_argument("--judge", help="with --from-labels: the attribute judge that labels samples (GANs, or data without labels)")
-    p.add_argument("--n", type=int, default=4000, help="with --from-labels: samples (or encoded faces) to fit on (default 4000)")
-    p.add_argument("--condition", nargs="+", metavar="ATTR", help="with --from-labels: keep these attributes unchanged (each direction but those of its own feature: "
-                   "No_Beard is not held to Mustache)")
-    p.add_argument("--nonlinear", action="store_true", help="with --from-labels: fit a small MLP on z instead of a plane; "
-                   "edits follow each face's own gradient of it (for GANs, whose z no plane separates well)")
+    p.add_argument("--n", type=int, help=f"with --from-labels: samples (or encoded faces) to fit on (default {FIELD_SAMPLES} "
+                   f"for a field, {PLANE_SAMPLES} for a plane)")
+    p.add_argument("--condition", nargs="+", metavar="ATTR",
+                   help="with --from-labels: keep these attributes unchanged (each direction but those of its own feature: "
+                   "No_Beard is not held to Mustache); default: a field holds every attribute the judge trusts, a plane none")
+    p.add_argument("--linear", action="store_true", help="with --from-labels: a plane per attribute instead of the field "
+                   "(InterFaceGAN's linear boundary; what an encoder model without --judge gets from its data's labels)")
     p.add_argument("--sefa", type=int, metavar="K", help="the top K unsupervised directions of G's first layer (SeFa)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_directions)
@@ -371,17 +204,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "of the boundary to --margin spreads past it (--make No_Beard=yes takes beards off, and only from bearded faces)")
     p.add_argument("--set", action="append", metavar="NAME=1|-1", help="conditional models: the same latent with this label "
                    "changed (1 present, -1 absent, 0 unspecified), e.g. --set Smiling=1")
-    p.add_argument("--margin", type=float, default=1.0, help="with --remove or --make of a label direction: spreads past the boundary (default 1)")
+    p.add_argument("--margin", type=float, help="with --remove or --make of a label direction: how far past the boundary "
+                   "(default: 3 logits for a field, 1 spread for a plane)")
     p.add_argument("--hold-within", type=float, metavar="LOGITS", help="field directions: hold each condition only at faces "
-                   "within LOGITS of its boundary (default: everywhere)")
+                   "within LOGITS of its boundary (default 1; inf holds them everywhere)")
     p.add_argument("--walk", metavar="NAME", help="a grid: rows = faces, columns = strengths")
     p.add_argument("--range", default="-3,3", help="with --walk: LOW,HIGH strengths (default -3,3)")
     p.add_argument("--steps", type=int, default=7, help="with --walk: columns (default 7)")
     p.add_argument("--mean-of", metavar="NAME", help="the image of a hand-picked direction's mean latent")
     p.add_argument("--score", action="store_true", help="judge each add/remove: flip rate, other attributes, Inception cosine")
-    p.add_argument("--judge", help="with --score: the attribute judge")
+    p.add_argument("--judge", help="with --score: the attribute judge (it also reads the labels of a conditional model's photos)")
     p.add_argument("--refine-steps", type=int, help="photos: optimisation steps (refines an encoder's mean; projection length for GANs)")
     p.add_argument("--out", required=True, help="folder for edits.png, walk-NAME.png, mean-NAME.png and edit.json")
+    add_zoom_option(p)
     p.set_defaults(func=cmd_edit)
 
     p = sub.add_parser("train-encoder", help="GANs: train an encoder on the generator's samples, to start photo projection")

@@ -84,7 +84,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    family: str = "dcgan"  # dcgan; msggan (Karnewar & Wang 2019); resnet (SNGAN-style residual nets); stylegan (Karras et al. 2020); vae (Kingma & Welling 2014); vaegan (Larsen et al. 2016)
+    family: str = "dcgan"  # dcgan; msggan (Karnewar & Wang 2019); resnet (SNGAN-like); stylegan (Karras et al. 2020); vae; vaegan (Larsen)
     z_dim: int | None = None  # None: the family's default, 100 for DCGAN/MSG-GAN (Radford et al.), 128 for resnet and VAEs, 512 for stylegan
     z_dist: str = "normal"  # normal N(0, 1) or uniform U(-1, 1), the paper's choice
     base_channels: int = 64  # channels of G's last and D's first block, doubled per level (ngf = ndf = 64)
@@ -139,7 +139,7 @@ class LossConfig:
     instance_noise: float = 0.0  # sigma of Gaussian noise on D's real and fake inputs; 0.125 in the 32 px report
     instance_noise_anneal_steps: int = 0  # anneal sigma linearly to 0 over this many steps; 0 keeps it constant
     recon: str = "mse"  # VAEs: per-image sum of mse, l1 or bce over pixels ("pixel" = mse); dis_feature: D's features (vaegan)
-    beta: float = 1.0  # weight of the KL term against the per-image reconstruction sum (README: what 1 means)
+    beta: float = 1.0  # weight of the KL term against the per-image reconstruction sum (docs/vae.md: what 1 means)
     kl_warmup_steps: int = 0  # KL weight rises linearly from 0 to beta over this many steps; 0 = beta from the start
     gamma: float = 1.0  # vaegan: weight of the reconstruction error against the GAN loss in the decoder's update (Larsen)
     equilibrium: float = 0.0  # vaegan: Larsen's gating around this D loss (0.68 in his code); 0 = off
@@ -169,14 +169,14 @@ class TrainConfig:
     epochs: int = 5  # passes over the split; ignored when steps is set
     steps: int | None = None  # total optimizer steps of D; overrides epochs
     minutes: float | None = None  # wall-clock budget of training (summed over resumes); stops at whichever of this and steps/epochs comes first
-    lr_decay: float = 0.0  # over this last fraction of the budget (steps or minutes, whichever ends first) both learning rates fall linearly to 0; 0 = constant
+    lr_decay: float = 0.0  # both learning rates fall linearly to 0 over this last fraction of the budget (steps or minutes); 0 = constant
     lr_d: float = 2e-4  # Radford et al.
     lr_g: float = 2e-4  # Radford et al.
     betas_d: tuple[float, float] = (0.5, 0.999)  # beta1 0.5 steadies training (Radford et al.)
-    betas_g: tuple[float, float] = (0.5, 0.999)
+    betas_g: tuple[float, float] = (0.5, 0.999)  # G's Adam betas, as D's by default (Radford et al.)
     g_steps: int = 1  # G updates per D update; 2 "balances" a too-strong D in the 32 px report
     ema: float = 0.0  # decay of an exponential moving average of G used for samples (e.g. 0.999); 0 = off
-    ema_bn_batches: int = 0  # BatchNorm statistics of the EMA G from this many batches of its own prior samples before each preview, KID and checkpoint; 0 = G's copied
+    ema_bn_batches: int = 0  # the EMA G's BatchNorm statistics from this many batches of its own samples at each preview and checkpoint; 0 = copied
     seed: int = 0  # ties init, shuffling, noise and previews to one number
     log_every: int = 10  # steps between metrics.jsonl records
     preview_every: int = 500  # steps between preview grids; one also ends each epoch longer than this, and the run
@@ -250,7 +250,8 @@ STEP_MODEL_KEYS = ("mixing", "conditions")  # [model] keys the training loop and
 FAMILY_ONLY: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "z_dist"): GAN_STEP, ("model", "dense"): ("dcgan", "msggan"), ("model", "dropout"): ("dcgan", "msggan"),
     ("model", "g_activation"): ("dcgan", "msggan", "vae", "vaegan"),
-    ("model", "spectral_norm"): ("dcgan", "msggan", "resnet", "vaegan"), ("model", "feature_layer"): ("vaegan",), ("model", "d_base_channels"): ("dcgan",), ("model", "d_kernel"): ("dcgan",),
+    ("model", "spectral_norm"): ("dcgan", "msggan", "resnet", "vaegan"), ("model", "feature_layer"): ("vaegan",),
+    ("model", "d_base_channels"): ("dcgan",), ("model", "d_kernel"): ("dcgan",),
     ("model", "base_channels"): tuple(f for f in FAMILIES if f != "stylegan"),
     **{("model", name): ("stylegan",) for name in ("w_dim", "mapping_layers", "channel_base", "channel_max", "mixing")},
     ("loss", "kind"): GANS, ("loss", "label_noise"): GANS,

@@ -12,6 +12,8 @@ from PIL import Image
 
 from facegen.files import write_bytes_atomic
 
+MIN_FACE_PX = 128  # grids are enlarged by whole pixels until a face is about this wide: a 32 px face is a dot on screen
+
 
 def to_float(batch: torch.Tensor) -> torch.Tensor:
     """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1], channels_last in memory at no cost."""
@@ -36,13 +38,31 @@ def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) -> 
     return grid
 
 
-def save_image(image: np.ndarray, path: str | Path) -> Path:
-    """Write a uint8 HWC array atomically, so a reader never sees half a file."""
+def auto_zoom(resolution: int) -> int:
+    """The whole-pixel enlargement that shows a face of this resolution at about MIN_FACE_PX on screen."""
+    return max(1, round(MIN_FACE_PX / resolution))
+
+
+def grid_zoom(zoom: int | None, resolution: int) -> int:
+    """The asked zoom, or (None) auto_zoom of the faces' resolution."""
+    return auto_zoom(resolution) if zoom is None else zoom
+
+
+def enlarge(image: np.ndarray, zoom: int) -> np.ndarray:
+    """uint8 HWC enlarged zoom times by repeating pixels (nearest), as the explorer shows faces: no blur, no new detail."""
+    if zoom < 1:
+        raise ValueError(f"--zoom {zoom}: enlarge by a whole factor of at least 1, e.g. 4 (1 keeps the model's pixels)")
+    return image if zoom == 1 else image.repeat(zoom, axis=0).repeat(zoom, axis=1)
+
+
+def save_image(image: np.ndarray, path: str | Path, zoom: int = 1) -> Path:
+    """Write a uint8 HWC array (enlarged zoom times) atomically, so a reader never sees half a file."""
     path = Path(path)
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    Image.fromarray(enlarge(image, zoom)).save(buffer, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
     return write_bytes_atomic(path, buffer.getvalue())
 
 
-def save_grid(images: np.ndarray, path: str | Path, nrow: int | None = None) -> Path:
-    return save_image(make_grid(images, nrow), path)
+def save_grid(images: np.ndarray, path: str | Path, nrow: int | None = None, zoom: int | None = None) -> Path:
+    """A grid of uint8 (N, H, W, 3) tiles, enlarged zoom times (None: auto_zoom of the tiles' size)."""
+    return save_image(make_grid(images, nrow), path, grid_zoom(zoom, images.shape[1]))

@@ -123,7 +123,7 @@ def add_instance_noise(x: torch.Tensor, sigma: float, generator: torch.Generator
 
 
 # VAE terms. Every term is summed over an image's pixels (or latent dimensions, or features) and
-# averaged over the batch, so beta = 1 is the ELBO of a Gaussian decoder (see README).
+# averaged over the batch, so beta = 1 is the ELBO of a Gaussian decoder (see docs/vae.md).
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

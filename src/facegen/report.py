@@ -459,7 +459,8 @@ def compare_runs(runs: list[Path], out: Path, seeds: Sequence[int] = range(64),
         G, checkpoint = load_generator(run.checkpoint)
         steps[run.name] = int(checkpoint.state.get("step", 0))
         grid = save_grid(sample_seeds(G, list(seeds)), out / f"grid-{run.slug}.png")
-        caption = f"{run.name} · step {steps[run.name]} · {checkpoint.architecture['resolution']} px" + (" · EMA" if "G_ema" in checkpoint.nets else "")
+        ema = " · EMA" if "G_ema" in checkpoint.nets else ""
+        caption = f"{run.name} · step {steps[run.name]} · {checkpoint.architecture['resolution']} px{ema}"
         figures.append(f'<figure><a href="{quote(grid.name)}"><img src="{quote(grid.name)}" alt="{html.escape(run.name)}"></a>'
                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 

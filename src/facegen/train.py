@@ -21,7 +21,7 @@ from facegen.config import Config, config_from_dict
 from facegen.data import BatchLoader, FaceDataset, open_dataset
 from facegen.devices import resolve_runtime
 from facegen.files import RunLock, write_text_atomic
-from facegen.images import make_grid, save_image, to_float
+from facegen.images import auto_zoom, make_grid, save_image, to_float
 from facegen.progress import TrainProgress
 from facegen.sample import generate, labels_for_seeds, latents, recompute_batchnorm
 
@@ -199,12 +199,12 @@ def _train(cfg: Config, out: Path, world: distributed.World, resume: bool, progr
             return
         G = sample_G()
         grids = {"samples": make_grid(generate(G, fixed_z, labels=labels_for_seeds(G, PREVIEW_SEEDS)))}
-        save_image(grids["samples"], out / "previews" / f"step-{step:07d}.png")
+        save_image(grids["samples"], out / "previews" / f"step-{step:07d}.png", auto_zoom(cfg.data.resolution))
         if recon_faces is not None:
             E = averaged["E"] if "E" in averaged else distributed.unwrap(nets["E"])  # the pair sample_G belongs to
             recon = encoding.reconstruct(E, sample_G(), recon_faces, labels=recon_labels)
             grids["reconstructions"] = encoding.pairs_grid(recon_faces, recon)
-            save_image(grids["reconstructions"], out / "previews" / f"recon-{step:07d}.png")
+            save_image(grids["reconstructions"], out / "previews" / f"recon-{step:07d}.png", auto_zoom(cfg.data.resolution))
         if board:
             board.images(grids, step)
         report.plot_training(metrics_path, out / "training.png")

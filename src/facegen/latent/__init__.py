@@ -23,7 +23,7 @@ from facegen.latent.directions import (
     sefa_directions,
     spread_along,
 )
-from facegen.latent.edits import add, make, random_moves, remove, walk
+from facegen.latent.edits import add, edit_settings, make, random_moves, remove, walk
 from facegen.latent.interpolation import (
     interpolate,
     lerp,
@@ -36,6 +36,7 @@ from facegen.latent.photos import (
     PROJECTION_SEEDS,
     d_features,
     load_photos,
+    photo_labels,
     photo_latents,
     project,
     train_encoder,
@@ -44,8 +45,9 @@ from facegen.latent.scoring import score_edit, trusted_attributes
 
 __all__ = [
     "DIRECTIONS_FILE", "DIRECTIONS_INDEX", "ENCODER_FILE", "PROJECTION_SEEDS", "AttributeField", "Direction", "LatentModel",
-    "add", "condition", "conditions_of", "d_features", "direction_from_seeds", "directions_from_labels", "field_directions",
+    "add", "condition", "conditions_of", "d_features", "direction_from_seeds", "directions_from_labels", "edit_settings",
+    "field_directions",
     "fit_boundary", "fit_field", "interpolate", "lerp", "load_directions", "load_photos", "make", "open_model",
-    "photo_latents", "pick", "project", "random_moves", "remove", "save_directions", "save_frames", "score_edit",
+    "photo_labels", "photo_latents", "pick", "project", "random_moves", "remove", "save_directions", "save_frames", "score_edit",
     "sefa_directions", "slerp", "spread_along", "style_mix", "train_encoder", "trusted_attributes", "walk",
 ]

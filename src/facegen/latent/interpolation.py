@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from facegen.files import write_bytes_atomic
-from facegen.images import make_grid, save_image
+from facegen.images import enlarge, grid_zoom, save_grid
 from facegen.latent.model import LatentModel
 
 
@@ -39,21 +39,23 @@ def interpolate(points: torch.Tensor, steps: int, spherical: bool = False) -> to
     return torch.stack(path)
 
 
-def save_frames(frames: np.ndarray, out: str | Path, per_row: int, seconds_per_frame: float = 0.12) -> Path:
-    """uint8 (N, R, R, 3) as a grid PNG (per_row a row) or an animated GIF that goes there and back."""
+def save_frames(frames: np.ndarray, out: str | Path, per_row: int, seconds_per_frame: float = 0.12,
+                zoom: int | None = None) -> Path:
+    """uint8 (N, R, R, 3) as a grid PNG (per_row a row) or an animated GIF, enlarged zoom times (None: auto)."""
     out = Path(out)
+    zoom = grid_zoom(zoom, frames.shape[1])
     if out.suffix.lower() == ".gif":
         import io
 
         from PIL import Image
 
         buffer = io.BytesIO()
-        images = [Image.fromarray(f) for f in frames]
+        images = [Image.fromarray(enlarge(f, zoom)) for f in frames]
         images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=int(seconds_per_frame * 1000), loop=0)
         return write_bytes_atomic(out, buffer.getvalue())
     if out.suffix.lower() != ".png":
         raise ValueError(f"--out {out}: write a .png grid or a .gif animation")
-    return save_image(make_grid(frames, nrow=per_row), out)
+    return save_grid(frames, out, nrow=per_row, zoom=zoom)
 
 
 COARSE_LAYERS = 3  # a style model's layers at its base and first doubling (4 and 8 px): pose, face shape, hair style

@@ -51,10 +51,12 @@ def _distance(D: nn.Module | None, x: torch.Tensor, target: torch.Tensor, target
 
 
 def project(model: LatentModel, images: np.ndarray, steps: int = 200, starts: int = 4, lr: float = 0.05,
-            feature_weight: float = 0.1, init: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+            feature_weight: float = 0.1, init: torch.Tensor | None = None, seed: int = 0,
+            labels: torch.Tensor | None = None) -> torch.Tensor:
     """Latents whose images match uint8 photos: Adam on z from several starts (or from `init`), minimising the
     pixel MSE plus feature_weight * (1 - cosine) of D's features and a weak pull to the prior; the best start wins.
-    A model with per-layer latents (a style model) is projected into W+ instead (`project_w_plus`)."""
+    A conditional model draws each photo with its labels (N, K). A model with per-layer latents (a style model) is
+    projected into W+ instead (`project_w_plus`), where the labels are already part of w."""
     if model.layers:
         return project_w_plus(model, images, steps, feature_weight=feature_weight, init=init, seed=seed)
     G, D = _frozen(model)
@@ -67,16 +69,17 @@ def project(model: LatentModel, images: np.ndarray, steps: int = 200, starts: in
         z0 = torch.stack([latents(range(first + s * n, first + (s + 1) * n), G.z_dim, G.z_dist) for s in range(starts)])
     z = z0.reshape(-1, G.z_dim).clone().requires_grad_(True)  # (starts * N, z_dim), start-major
     target = target.repeat(len(z0), 1, 1, 1)
+    y = None if labels is None else labels.float().repeat(len(z0), 1)
     with torch.no_grad():
         target_features = d_features(D, target)
     opt = torch.optim.Adam([z], lr=lr)
     for _ in range(steps):
-        loss = _distance(D, G(z), target, target_features, feature_weight)
+        loss = _distance(D, G(z, y), target, target_features, feature_weight)
         opt.zero_grad(set_to_none=True)
         (loss.sum() + 1e-3 * z.pow(2).mean(1).sum()).backward()
         opt.step()
     with torch.no_grad():
-        final = _distance(D, G(z), target, target_features, feature_weight).reshape(len(z0), n)
+        final = _distance(D, G(z, y), target, target_features, feature_weight).reshape(len(z0), n)
     best = final.argmin(dim=0)
     return z.detach().reshape(len(z0), n, -1)[best, torch.arange(n)]
 
@@ -120,21 +123,59 @@ def project_w_plus(model: LatentModel, images: np.ndarray, steps: int = 200, lr:
     return w.detach()
 
 
-def photo_latents(model: LatentModel, images: np.ndarray, steps: int | None = None) -> tuple[torch.Tensor, str]:
+def photo_latents(model: LatentModel, images: np.ndarray, steps: int | None = None,
+                  labels: torch.Tensor | None = None) -> tuple[torch.Tensor, str]:
     """The latents of photos, and how they were found: the encoder's mean (refined by `steps` of
-    optimisation when asked), else projection into the GAN (from its trained encoder when it has one)."""
+    optimisation when asked), else projection into the GAN (from its trained encoder when it has one). A conditional
+    model needs the photos' labels (N, K): `photo_labels` reads them."""
     from facegen.encoding import encode
 
-    if model.condition_names:
-        raise ValueError(f"photos of a conditional model ({', '.join(model.condition_names)}) need their labels, which facegen "
-                         "does not read from photos yet; edit its samples (--seeds) instead")
+    if model.condition_names and labels is None:
+        raise ValueError(f"photos of a conditional model ({', '.join(model.condition_names)}) need their labels: edit them with "
+                         "facegen edit RUN --images PHOTO --judge DIR (the judge reads them), or --holdout N (the data's own)")
     if model.E is not None:
-        mu = torch.from_numpy(encode(model.E, images))
+        mu = torch.from_numpy(encode(model.E, images, labels=None if labels is None else labels.numpy()))
         if not steps:
             return mu, "encoder mean"
-        return project(model, images, steps, init=mu), f"encoder mean + {steps} optimisation steps"
+        return project(model, images, steps, init=mu, labels=labels), f"encoder mean + {steps} optimisation steps"
     how = "from the mean w into W+" if model.layers else "4 random starts"
-    return project(model, images, steps or 200), f"projection ({steps or 200} Adam steps, {how})"
+    return project(model, images, steps or 200, labels=labels), f"projection ({steps or 200} Adam steps, {how})"
+
+
+def photo_labels(model: LatentModel, images: np.ndarray, names: Sequence[str], judge_path: str | Path | None = None
+                 ) -> tuple[torch.Tensor, str]:
+    """A conditional model's labels of photos (N, K) of +1 / -1, and where they came from: the run's data's label file
+    when every photo is one of its images (matched by file name), else the attribute judge's reading (p >= 0.5)."""
+    rows, attr_names = _label_file_rows(model)
+    if rows and all(Path(name).name in rows for name in names):
+        columns = [attr_names.index(c) for c in model.condition_names]
+        return torch.tensor(np.stack([rows[Path(name).name][columns] for name in names]), dtype=torch.float32), "the data's label file"
+    if judge_path is None:
+        raise ValueError(f"photos of a conditional model ({', '.join(model.condition_names)}) need their labels, and these are not "
+                         "images of the run's data: add --judge DIR (made by facegen judge train) to read them from the photos")
+    from facegen.judge import load_judge, probabilities
+
+    judge, _ = load_judge(judge_path)
+    missing = [c for c in model.condition_names if c not in judge.attr_names]
+    if missing:
+        raise ValueError(f"the judge {judge_path} does not read {', '.join(missing)}, which the model is conditioned on; "
+                         "train a judge on the same labels (facegen judge train SOURCE)")
+    p = probabilities(judge, images)[:, [judge.attr_names.index(c) for c in model.condition_names]]
+    return torch.from_numpy(np.where(p >= 0.5, 1.0, -1.0)).float(), f"the judge {judge_path}"
+
+
+def _label_file_rows(model: LatentModel) -> tuple[dict[str, np.ndarray], list[str]]:
+    """{file name: +1/-1 row} of the run's data source's label file, and its attribute names; empty without one."""
+    from facegen.data.sources import resolve_source
+
+    config = model.checkpoint.state["config"]["data"]
+    try:
+        raw = resolve_source(config["source"], data.cache_root(config["cache_dir"]), progress=False)
+    except ValueError:  # the data moved or is gone: the judge reads the photos instead
+        return {}, []
+    if raw.labels is None or raw.files is None:
+        return {}, []
+    return {Path(raw.file_name(i)).name: raw.labels[i] for i in range(len(raw))}, raw.attr_names
 
 
 def train_encoder(run: str | Path, steps: int = 2000, batch_size: int = 64, lr: float = 2e-4, pixel_weight: float = 1.0,
