@@ -22,7 +22,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +31,7 @@ from train_speed import machine  # noqa: E402
 
 from facegen import checkpoint as ckpt  # noqa: E402
 from facegen.cli import main as facegen  # noqa: E402
-from facegen.images import enlarge, make_grid, save_image  # noqa: E402
+from facegen.images import save_grid  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "celeba_subset"
 IMAGES = ROOT / "docs" / "images"
@@ -57,11 +56,11 @@ def run_facegen(*argv: str) -> None:
         raise SystemExit(f"facegen {' '.join(argv)} failed")
 
 
-def faces_grid(run: Path, zoom: int) -> np.ndarray:
+def faces_grid(run: Path, out: Path, zoom: int) -> None:
     from facegen.sample import sample_seeds
 
     G, _ = ckpt.load_generator(run)
-    return enlarge(make_grid(sample_seeds(G, list(SEEDS)), nrow=6), zoom)
+    save_grid(sample_seeds(G, list(SEEDS)), out, nrow=6, zoom=zoom)
 
 
 def reconstructions(run: Path, out: Path) -> None:
@@ -155,9 +154,9 @@ def main() -> None:
             run_facegen(*command)
 
     IMAGES.mkdir(parents=True, exist_ok=True)
-    save_image(faces_grid(runs["demo"], 2), IMAGES / "demo.png")
-    save_image(faces_grid(runs["celeba32"], 2), IMAGES / "celeba32.png")
-    save_image(faces_grid(runs["celeba64"], 1), IMAGES / "celeba64.png")
+    faces_grid(runs["demo"], IMAGES / "demo.png", 2)
+    faces_grid(runs["celeba32"], IMAGES / "celeba32.png", 2)
+    faces_grid(runs["celeba64"], IMAGES / "celeba64.png", 1)
     reconstructions(runs["vae"], IMAGES / "vae-reconstructions.png")
     smile_walk(runs["vae"], IMAGES / "edit-smiling.png")
     shot = explorer_screenshot([runs["vae"], runs["celeba32"]], IMAGES / "explorer.png")

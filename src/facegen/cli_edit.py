@@ -27,18 +27,22 @@ def holdout_faces(checkpoint, n: int, progress: bool = True, conditions: list[st
 
 def photos_of(model, args: argparse.Namespace) -> tuple:
     """The photos of --images or --holdout as the model's data is prepared, their names, and a conditional model's
-    labels of them (the data's label file, else the judge's reading) with where they came from (both None for an
-    unconditional model)."""
+    labels of them (the data's label file, else the judge's reading) with where they came from, which is printed (both
+    None for an unconditional model)."""
     from facegen import latent
 
     if not args.images:
         photos, names, labels = holdout_faces(model.checkpoint, args.holdout, progress=not getattr(args, "quiet", False),
                                               conditions=model.condition_names)
-        return photos, names, labels, "the data's label file" if labels is not None else None
+        if labels is None:
+            return photos, names, None, None
+        print(f"labels of the faces ({', '.join(model.condition_names)}) from the data's label file")
+        return photos, names, labels, "the data's label file"
     photos, names = latent.load_photos(model, args.images), list(args.images)
     if not model.condition_names:
         return photos, names, None, None
     labels, source = latent.photo_labels(model, photos, names, args.judge)
+    print(f"labels of the faces ({', '.join(model.condition_names)}) from {source}")
     return photos, names, labels, source
 
 
@@ -79,7 +83,6 @@ def _latents_of(model, args: argparse.Namespace):
     z, report = photo_latents_reported(model, photos, args.refine_steps, labels)
     if source:
         report["labels"] = source
-        print(f"labels of the photos ({', '.join(model.condition_names)}) from {source}")
     return z, labels, photos, report
 
 

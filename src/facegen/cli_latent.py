@@ -21,9 +21,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> None:
 
     load_autoencoder(args.run)  # a model without an encoder is refused here, in one line
     model = latent.open_model(args.run)
-    originals, names, labels, source = photos_of(model, args)
-    if source:
-        print(f"labels of the faces ({', '.join(model.condition_names)}) from {source}")
+    originals, names, labels, _ = photos_of(model, args)
     reconstructions = reconstruct(model.E, model.G, originals, labels=None if labels is None else labels.numpy())
     mse, psnr = mse_psnr(originals, reconstructions)
     for name, m, p in zip(names, mse, psnr):
