@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -80,41 +78,24 @@ def smile_walk(run: Path, out: Path) -> None:
 
 def explorer_screenshot(runs: list[Path], out: Path) -> bool:
     """The explorer on these runs: the VAE's faces, one focused and smiled at. False when no browser is installed."""
-    chromium, driver_path = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
+    from facegen.web.browser import LOADED_IMAGES, chromium_paths, explorer_in_background, headless_chromium
+
+    if not all(chromium_paths()):
         print("warning: no chromium/chromedriver; the explorer's screenshot is left as it is", file=sys.stderr)
         return False
-    import uvicorn
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from facegen.web.app import create_app
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(runs), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    wait = WebDriverWait(driver, 60)
-    loaded = "return [...document.querySelectorAll(arguments[0])].filter(i => i.complete && i.naturalWidth > 0).length"
-    try:
-        driver.get(f"http://127.0.0.1:{port}")
+    with explorer_in_background(runs) as url, headless_chromium(1280, 900) as driver:
+        wait = WebDriverWait(driver, 60)
+        driver.get(url)
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr")) == len(runs))
         next(r for r in driver.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr") if r.text.startswith(runs[0].name)).click()
         wait.until(lambda d: d.find_element(By.ID, "run-title").text == runs[0].name)
         driver.find_element(By.ID, "explore-this").click()
-        wait.until(lambda d: d.execute_script(loaded, "#faces img") == 16)
+        wait.until(lambda d: d.execute_script(LOADED_IMAGES, "#faces img") == 16)
         driver.find_elements(By.CSS_SELECTOR, "#faces figure")[1].click()
-        wait.until(lambda d: d.execute_script(loaded, "#focus-image") == 1)
+        wait.until(lambda d: d.execute_script(LOADED_IMAGES, "#focus-image") == 1)
         before = driver.find_element(By.ID, "focus-image").get_attribute("src")
         slider = driver.find_elements(By.CSS_SELECTOR, "#sliders input[type=range]")[0]
         driver.execute_script("arguments[0].value = 3; arguments[0].dispatchEvent(new Event('input'))", slider)
@@ -124,16 +105,12 @@ def explorer_screenshot(runs: list[Path], out: Path) -> bool:
             driver.save_screenshot(f"{folder}/shot.png")
             shot = Image.open(f"{folder}/shot.png").convert("RGB")
             shot.resize((800, round(800 * shot.height / shot.width)), Image.LANCZOS).save(out, optimize=True)
-    finally:
-        driver.quit()
-        server.should_exit = True
     return True
 
 
-def describe_run(run: Path, command: list[str] | None) -> str:
+def describe_run(run: Path, how: str) -> str:
     state = ckpt.read_state(run)
     minutes = state.get("train_seconds", 0.0) / 60
-    how = f"`facegen {' '.join(a for a in command if a != '--quiet')}`" if command else "given with --"
     return f"`{run}`: {how}; {state['step']:,} steps in {minutes:.1f} minutes of training"
 
 
@@ -163,8 +140,8 @@ def main() -> None:
 
     total = sum(p.stat().st_size for p in IMAGES.glob("*.png"))
     info = machine()
-    described = {name: describe_run(runs[name], None if getattr(args, name) else commands[name]) for name in runs}
-    described = {name: text.replace("given with --", f"given with `--{name}`") for name, text in described.items()}
+    described = {name: describe_run(runs[name], f"given with `--{name}`" if getattr(args, name) else
+                                    f"`facegen {' '.join(a for a in commands[name] if a != '--quiet')}`") for name in runs}
     rows = [
         ("demo.png", "seeds 0-17 of the demo", described["demo"]),
         ("celeba32.png", "seeds 0-17, CelebA at 32 px", described["celeba32"]),

@@ -39,12 +39,12 @@ for name in style dcgan; do
     --out "$OUT/$name-photos"
 done
 
-$PYTHON - "$OUT" "$STYLE" "$DCGAN" <<'PY'
+$PYTHON - "$OUT" "$STYLE" "$DCGAN" "$(dirname "$0")" <<'PY'
 import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path("benchmarks").resolve()))
+sys.path.insert(0, sys.argv[4])
 from train_speed import machine
 
 out = Path(sys.argv[1])

@@ -3,11 +3,7 @@ page itself, driven in a real headless Chromium (Debian's chromium and chromedri
 
 import io
 import os
-import shutil
-import socket
 import struct
-import threading
-import time
 import zlib
 from pathlib import Path
 
@@ -19,6 +15,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from facegen.web.app import MAX_UPLOAD_BYTES, create_app  # noqa: E402
+from facegen.web.browser import LOADED_IMAGES, chromium_paths, explorer_in_background, headless_chromium  # noqa: E402
 
 TINY = ["--set", "model.base_channels=4", "--set", "train.batch_size=4", "--set", "data.split=all", "--quiet"]
 
@@ -137,57 +134,35 @@ def test_serve_binds_this_machine_by_default_and_warns_for_others(monkeypatch, c
 
 # The page in a real browser.
 
-CHROMIUM, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
-
-
 @pytest.fixture
 def server(runs_folder):
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    instance = uvicorn.Server(uvicorn.Config(create_app([runs_folder]), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    while not instance.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(10)
+    with explorer_in_background([runs_folder]) as url:
+        yield url
 
 
-@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+@pytest.mark.skipif(not all(chromium_paths()), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
 def test_the_page_in_headless_chromium(server, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     shots = Path(os.environ.get("FACEGEN_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1100"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    wait = WebDriverWait(driver, 30)
-    loaded = "return [...document.querySelectorAll(arguments[0])].filter(i => i.complete && i.naturalWidth > 0).length"
-    try:
+    with headless_chromium(1400, 1100) as driver:
+        wait = WebDriverWait(driver, 30)
         # Runs view: both runs listed; a click shows the curves and the latest preview.
         driver.get(server)
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr")) == 2)
         driver.save_screenshot(str(shots / "1-runs.png"))
         row = next(r for r in driver.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr") if r.text.startswith("gan"))
         row.click()
-        wait.until(lambda d: d.execute_script(loaded, "#run-curves, #run-preview") == 2 and "gan" == d.find_element(By.ID, "run-title").text)
+        wait.until(lambda d: d.execute_script(LOADED_IMAGES, "#run-curves, #run-preview") == 2 and "gan" == d.find_element(By.ID, "run-title").text)
         driver.save_screenshot(str(shots / "2-run.png"))
 
         # Explore view: a grid of 16 faces; focus one; a slider changes it.
         driver.find_element(By.ID, "explore-this").click()
-        wait.until(lambda d: d.execute_script(loaded, "#faces img") == 16)
+        wait.until(lambda d: d.execute_script(LOADED_IMAGES, "#faces img") == 16)
         driver.find_elements(By.CSS_SELECTOR, "#faces figure")[0].click()
-        wait.until(lambda d: d.execute_script(loaded, "#focus-image") == 1)
+        wait.until(lambda d: d.execute_script(LOADED_IMAGES, "#focus-image") == 1)
         before = driver.find_element(By.ID, "focus-image").get_attribute("src")
         sliders = driver.find_elements(By.CSS_SELECTOR, "#sliders input[type=range]")
         assert len(sliders) == 2
@@ -200,17 +175,15 @@ def test_the_page_in_headless_chromium(server, tmp_path):
         driver.find_elements(By.CSS_SELECTOR, "#faces figure")[5].click()
         driver.find_element(By.ID, "mark-b").click()
         driver.find_element(By.ID, "interpolate").click()
-        wait.until(lambda d: d.execute_script(loaded, "#strip img") == 8)
+        wait.until(lambda d: d.execute_script(LOADED_IMAGES, "#strip img") == 8)
         driver.save_screenshot(str(shots / "4-interpolation.png"))
 
         # A photo: its projection appears and becomes the face the sliders edit.
         photo = tmp_path / "me.jpg"
         photo.write_bytes(_jpeg())
         driver.find_element(By.ID, "photo-input").send_keys(str(photo))
-        wait.until(lambda d: d.execute_script(loaded, "#photo-original, #photo-reconstruction") == 2)
+        wait.until(lambda d: d.execute_script(LOADED_IMAGES, "#photo-original, #photo-reconstruction") == 2)
         assert "PSNR" in driver.find_element(By.ID, "photo-caption").text
         driver.find_element(By.ID, "photo-focus").click()
         driver.save_screenshot(str(shots / "5-photo.png"))
         assert "error" not in driver.find_element(By.ID, "status").get_attribute("class")
-    finally:
-        driver.quit()

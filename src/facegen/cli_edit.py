@@ -34,15 +34,12 @@ def photos_of(model, args: argparse.Namespace) -> tuple:
     if not args.images:
         photos, names, labels = holdout_faces(model.checkpoint, args.holdout, progress=not getattr(args, "quiet", False),
                                               conditions=model.condition_names)
-        if labels is None:
-            return photos, names, None, None
-        print(f"labels of the faces ({', '.join(model.condition_names)}) from the data's label file")
-        return photos, names, labels, "the data's label file"
-    photos, names = latent.load_photos(model, args.images), list(args.images)
-    if not model.condition_names:
-        return photos, names, None, None
-    labels, source = latent.photo_labels(model, photos, names, args.judge)
-    print(f"labels of the faces ({', '.join(model.condition_names)}) from {source}")
+        source = None if labels is None else "the data's label file"
+    else:
+        photos, names = latent.load_photos(model, args.images), list(args.images)
+        labels, source = latent.photo_labels(model, photos, names, args.judge) if model.condition_names else (None, None)
+    if source:
+        print(f"labels of the faces ({', '.join(model.condition_names)}) from {source}")
     return photos, names, labels, source
 
 

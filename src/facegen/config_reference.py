@@ -1,7 +1,7 @@
 """The configuration reference, docs/configuration.md, written from the config dataclasses themselves.
 
 Every key's type, default and reason live on one line of config.py; this module turns them into the page, so
-the page cannot drift from the code (tests/test_config_reference.py fails when they disagree). Regenerate with
+the page cannot drift from the code (tests/test_docs.py fails when they disagree). Regenerate with
 `python -m facegen.config_reference docs/configuration.md`.
 """
 
