@@ -17,8 +17,9 @@ Each step is skipped when its output exists, so a stopped run continues:
 3. asked attributes: for each of --attributes set to +1 and to -1, the share of --n samples the judge reads as asked,
    beside the same share among the held-out real faces with that label (the judge's own ceiling), and how far the rates
    of the model's other conditions (outside the asked one's feature, `synthetic.same_feature`) move from the judge's
-   reading of the held-out faces (CelebA's combinations move some of them with the asked one; synthetic faces draw
-   them independently);
+   reading of the held-out faces with that label: sampling on request draws the other conditions from training faces
+   that agree with the asked one, so the data's frequencies given the asked label are the target (a synthetic beard
+   is drawn on men only: asking for one should give men, and the marginal Male rate would call that a side effect);
 4. KID of each model's samples (labels drawn from the data's for the conditional one) against the held-out faces;
 5. edits on --seeds, scored by the judge: the conditional model's `--set NAME=V`, beside the unconditional model's
    directions from labels with the new default (a field holding what the judge trusts) and the old one (a plane,
@@ -60,13 +61,12 @@ def facegen(*argv: str) -> str:
 
 def asked_rates(run: Path, judge_path: Path, attributes: list[str], n: int) -> list[dict]:
     """Per attribute and value: the judge's share of n samples asked for it that read as asked, the same share among
-    held-out real faces with that label, and the largest move of another condition's rate from the held-out faces'."""
+    held-out real faces with that label, and the largest move of another condition's rate from those faces'."""
     judge, _ = load_judge(judge_path)
     G, checkpoint = ckpt.load_generator(run)
     dataset = checkpoint.dataset(progress=False)
     real = dataset.split_indices("holdout")
     real_p = probabilities(judge, np.asarray(dataset.images[real])) >= 0.5
-    real_rates = dict(zip(judge.attr_names, real_p.mean(axis=0).tolist()))
     seeds = range(n)
     rows = []
     for attribute in attributes:
@@ -75,7 +75,8 @@ def asked_rates(run: Path, judge_path: Path, attributes: list[str], n: int) -> l
             y = labels_for_seeds(G, seeds, {attribute: value})
             read = probabilities(judge, generate(G, latents(seeds, G.z_dim, G.z_dist), labels=y)) >= 0.5
             with_label = dataset.labels[real, dataset.attr_names.index(attribute)] == value
-            others = [abs(float(read[:, j].mean()) - real_rates[a]) for j, a in enumerate(judge.attr_names)
+            given = real_p[with_label].mean(axis=0) if with_label.any() else real_p.mean(axis=0)  # the data's P(other | asked)
+            others = [abs(float(read[:, j].mean() - given[j])) for j, a in enumerate(judge.attr_names)
                       if a in G.condition_names and a not in same_feature(attribute)]
             rows.append({"attribute": attribute, "asked": int(value), "samples_as_asked": float((read[:, column] == (value > 0)).mean()),
                          "real_as_labelled": float((real_p[with_label, column] == (value > 0)).mean()) if with_label.any() else None,
@@ -167,7 +168,7 @@ def main() -> None:
              "KID against the held-out faces (2,000 samples): " + ", ".join(f"{name} {value:.4f}" for name, value in kids.items())
              + ("" if args.conditional_only else f" ({kids[twin.name] / kids[plain.name]:.2f}x)"), "",
              f"| asked ({args.n} samples of {twin.name}) | read as asked | held-out real faces with that label, read as labelled | "
-             "largest move of another condition's rate from the held-out faces' |", "| --- | --- | --- | --- |"]
+             "largest move of another condition's rate from those held-out faces' |", "| --- | --- | --- | --- |"]
     lines += [f"| {r['attribute']}={r['asked']:+d} | {percent(r['samples_as_asked'])} | {percent(r['real_as_labelled'])} | "
               f"{100 * r['largest_other_move']:.1f} points |" for r in asked]
     results = {"machine": info, "kid": kids, "asked": asked}

@@ -1,6 +1,9 @@
-"""benchmarks/quality_budget.py's bookkeeping: a run split over invocations ends in one table."""
+"""The benchmarks' bookkeeping: a quality_budget.py run split over invocations ends in one table; style_edits.sh tables what it finds."""
 
 import importlib.util
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,3 +31,29 @@ def test_retraining_a_recipe_drops_its_cached_scores(tmp_path):
         (folder / stale).write_text("{}")
     assert qb.new_snapshot(tmp_path, "fast32", 10) == folder
     assert sorted(p.name for p in folder.rglob("*")) == ["checkpoints", "machine.json"]
+
+
+def test_style_edits_tables_the_scores_it_finds(tmp_path):
+    """style_edits.sh skips every step whose output exists and tables what the edits wrote (FACEGEN=false: no step may run)."""
+    out = tmp_path / "edits"
+    (out / "judge").mkdir(parents=True)
+    (out / "judge" / "judge.safetensors").write_bytes(b"")
+    for name, flip in (("style", 0.9), ("dcgan", 0.8)):
+        (out / name).mkdir()
+        (out / name / "directions.json").write_text("{}")
+        for kind in ("seeds", "photos"):
+            score = {"flip_rate": flip, "n_needed": 120, "others_changed": 0.25,
+                     "others_changed_each": {"Male": 0.125, "Young": 0.05, "Blond_Hair": None}}
+            record = {"operations": [{"op": "make"}, {"op": "make", "score": score}]}
+            if kind == "photos":
+                record["photos"] = {"mean_psnr": 21.456, "seconds_per_photo": 3.5}
+            (out / f"{name}-{kind}").mkdir()
+            (out / f"{name}-{kind}" / "edit.json").write_text(json.dumps(record))
+    env = {**os.environ, "STYLE": "runs/s", "DCGAN": "runs/d", "FACEGEN": "false", "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(BENCHMARKS / "style_edits.sh"), str(out)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in (out / "table.md").read_text().splitlines() if line.startswith("| W") or line.startswith("| z")]
+    assert rows == ["| W (style32), sampled faces | 120 | 90.0 % | 12.5 % | 5.0 % | - | 25.0 % | - | - |",
+                    "| W (style32), held-out photos | 120 | 90.0 % | 12.5 % | 5.0 % | - | 25.0 % | 21.46 | 3.50 |",
+                    "| z (DCGAN), sampled faces | 120 | 80.0 % | 12.5 % | 5.0 % | - | 25.0 % | - | - |",
+                    "| z (DCGAN), held-out photos | 120 | 80.0 % | 12.5 % | 5.0 % | - | 25.0 % | 21.46 | 3.50 |"]
