@@ -7,7 +7,7 @@
 #   3. 100 held-out photos, projected into W+ (STYLE: one w per layer, from the mean w) and into z (DCGAN), then the same
 #      Smiling edit: mean PSNR of the unedited reconstruction, seconds per photo, flip rate.
 # The runs are copied into OUT before their directions are written, so the trained runs stay as they were.
-#   STYLE=runs/qb32-style/runs/style32 DCGAN=runs/qb32-ada/runs/fast32 bash benchmarks/style_edits.sh [OUT]
+#   STYLE=runs/qb32-ada/runs/style32 DCGAN=runs/qb32-ada/runs/fast32 bash benchmarks/style_edits.sh [OUT]
 # Writes OUT/table.md (and prints it).
 set -euo pipefail
 OUT=${1:-runs/style-edits}
