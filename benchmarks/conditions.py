@@ -61,7 +61,8 @@ def facegen(*argv: str) -> str:
 
 def asked_rates(run: Path, judge_path: Path, attributes: list[str], n: int) -> list[dict]:
     """Per attribute and value: the judge's share of n samples asked for it that read as asked, the same share among
-    held-out real faces with that label, and the largest move of another condition's rate from those faces'."""
+    held-out real faces with that label, and the largest move of another condition's rate from those faces' (and
+    which condition moved)."""
     judge, _ = load_judge(judge_path)
     G, checkpoint = ckpt.load_generator(run)
     dataset = checkpoint.dataset(progress=False)
@@ -76,11 +77,12 @@ def asked_rates(run: Path, judge_path: Path, attributes: list[str], n: int) -> l
             read = probabilities(judge, generate(G, latents(seeds, G.z_dim, G.z_dist), labels=y)) >= 0.5
             with_label = dataset.labels[real, dataset.attr_names.index(attribute)] == value
             given = real_p[with_label].mean(axis=0) if with_label.any() else real_p.mean(axis=0)  # the data's P(other | asked)
-            others = [abs(float(read[:, j].mean() - given[j])) for j, a in enumerate(judge.attr_names)
-                      if a in G.condition_names and a not in same_feature(attribute)]
+            moves = {a: abs(float(read[:, j].mean() - given[j])) for j, a in enumerate(judge.attr_names)
+                     if a in G.condition_names and a not in same_feature(attribute)}
+            most_moved = max(moves, key=moves.get, default=None)
             rows.append({"attribute": attribute, "asked": int(value), "samples_as_asked": float((read[:, column] == (value > 0)).mean()),
                          "real_as_labelled": float((real_p[with_label, column] == (value > 0)).mean()) if with_label.any() else None,
-                         "largest_other_move": max(others, default=0.0)})
+                         "largest_other_move": moves.get(most_moved, 0.0), "most_moved": most_moved})
     return rows
 
 
@@ -170,7 +172,7 @@ def main() -> None:
              f"| asked ({args.n} samples of {twin.name}) | read as asked | held-out real faces with that label, read as labelled | "
              "largest move of another condition's rate from those held-out faces' |", "| --- | --- | --- | --- |"]
     lines += [f"| {r['attribute']}={r['asked']:+d} | {percent(r['samples_as_asked'])} | {percent(r['real_as_labelled'])} | "
-              f"{100 * r['largest_other_move']:.1f} points |" for r in asked]
+              f"{100 * r['largest_other_move']:.1f} points ({r['most_moved'] or 'none'}) |" for r in asked]
     results = {"machine": info, "kid": kids, "asked": asked}
     if not args.conditional_only:
         results["edits"] = edits_table(args, plain, twin, judge, lines)

@@ -1,4 +1,5 @@
-"""The benchmarks' bookkeeping: a quality_budget.py run split over invocations ends in one table; style_edits.sh tables what it finds."""
+"""The benchmarks' bookkeeping: a quality_budget.py run split over invocations ends in one table; style_edits.sh tables what it finds;
+conditions.py compares samples asked for a label with the held-out faces carrying it."""
 
 import importlib.util
 import json
@@ -14,6 +15,9 @@ sys.path.insert(0, str(BENCHMARKS))  # the script imports train_speed beside it
 _spec = importlib.util.spec_from_file_location("quality_budget", BENCHMARKS / "quality_budget.py")
 qb = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(qb)
+_spec = importlib.util.spec_from_file_location("conditions", BENCHMARKS / "conditions.py")
+conditions = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(conditions)
 
 
 def test_table_covers_every_snapshot_references_first(tmp_path):
@@ -57,3 +61,36 @@ def test_style_edits_tables_the_scores_it_finds(tmp_path):
                     "| W (style32), held-out photos | 120 | 90.0 % | 12.5 % | 5.0 % | - | 25.0 % | 21.46 | 3.50 |",
                     "| z (DCGAN), sampled faces | 120 | 80.0 % | 12.5 % | 5.0 % | - | 25.0 % | - | - |",
                     "| z (DCGAN), held-out photos | 120 | 80.0 % | 12.5 % | 5.0 % | - | 25.0 % | 21.46 | 3.50 |"]
+
+
+def test_conditions_compares_asked_samples_with_held_out_faces_of_that_label(faces, tmp_path, capsys):
+    """Each asked value's row: the judge's rate of the asked attribute among the samples, and the other condition that
+    moved most from its rate among the held-out faces that carry the asked label, named and measured."""
+    import numpy as np
+    from conftest import run_cli
+
+    from facegen import checkpoint as ckpt
+    from facegen.config import load_config
+    from facegen.judge import load_judge, probabilities
+    from facegen.sample import generate, labels_for_seeds, latents
+    from facegen.train import train
+
+    cfg = load_config("dcgan32", overrides=[f"data.source={faces}", "model.base_channels=4", "train.batch_size=4", "train.steps=2",
+                                            "train.precision=fp32", "model.conditions=Smiling,Male"])
+    run = train(cfg, tmp_path / "run", progress=False)
+    assert run_cli(capsys, "judge", "train", str(faces), "--out", str(tmp_path / "judge"), "--resolution", "32", "--epochs", "1",
+                   "--batch-size", "16", "--quiet")[0] == 0
+    rows = conditions.asked_rates(run, tmp_path / "judge", ["Smiling"], 12)
+    assert [(r["attribute"], r["asked"], r["most_moved"]) for r in rows] == [("Smiling", 1, "Male"), ("Smiling", -1, "Male")]
+
+    judge, _ = load_judge(tmp_path / "judge")
+    G, checkpoint = ckpt.load_generator(run)
+    dataset = checkpoint.dataset(progress=False)
+    held_out = dataset.split_indices("holdout")
+    smiling = held_out[dataset.labels[held_out, dataset.attr_names.index("Smiling")] == 1]
+    male, smile = judge.attr_names.index("Male"), judge.attr_names.index("Smiling")
+    read = probabilities(judge, generate(G, latents(range(12), G.z_dim, G.z_dist), labels=labels_for_seeds(G, range(12), {"Smiling": 1.0})))
+    real = probabilities(judge, np.asarray(dataset.images[smiling]))
+    assert rows[0]["samples_as_asked"] == (read[:, smile] >= 0.5).mean()
+    assert rows[0]["real_as_labelled"] == (real[:, smile] >= 0.5).mean()
+    assert abs(rows[0]["largest_other_move"] - abs((read[:, male] >= 0.5).mean() - (real[:, male] >= 0.5).mean())) < 1e-9
