@@ -8,16 +8,31 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+from conftest import run_cli
+
+from facegen import checkpoint as ckpt
+from facegen.config import load_config
+from facegen.judge import load_judge, probabilities
+from facegen.sample import generate, labels_for_seeds, latents
+from facegen.train import train
+
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 
-sys.path.insert(0, str(BENCHMARKS))  # the script imports train_speed beside it
-_spec = importlib.util.spec_from_file_location("quality_budget", BENCHMARKS / "quality_budget.py")
-qb = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(qb)
-_spec = importlib.util.spec_from_file_location("conditions", BENCHMARKS / "conditions.py")
-conditions = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(conditions)
+sys.path.insert(0, str(BENCHMARKS))  # the scripts import train_speed beside them
+
+
+def load_benchmark(name: str):
+    """A benchmark script as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+qb = load_benchmark("quality_budget")
+conditions = load_benchmark("conditions")
 
 
 def test_table_covers_every_snapshot_references_first(tmp_path):
@@ -66,15 +81,6 @@ def test_style_edits_tables_the_scores_it_finds(tmp_path):
 def test_conditions_compares_asked_samples_with_held_out_faces_of_that_label(faces, tmp_path, capsys):
     """Each asked value's row: the judge's rate of the asked attribute among the samples, and the other condition that
     moved most from its rate among the held-out faces that carry the asked label, named and measured."""
-    import numpy as np
-    from conftest import run_cli
-
-    from facegen import checkpoint as ckpt
-    from facegen.config import load_config
-    from facegen.judge import load_judge, probabilities
-    from facegen.sample import generate, labels_for_seeds, latents
-    from facegen.train import train
-
     cfg = load_config("dcgan32", overrides=[f"data.source={faces}", "model.base_channels=4", "train.batch_size=4", "train.steps=2",
                                             "train.precision=fp32", "model.conditions=Smiling,Male"])
     run = train(cfg, tmp_path / "run", progress=False)
