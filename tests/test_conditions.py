@@ -100,6 +100,32 @@ def test_a_projection_head_adds_nothing_for_unspecified_labels():
     assert not torch.allclose(D(x, torch.ones(4, 3)), D.net(x).squeeze(1))
 
 
+# Each family's weights after 20 fixed-seed fp32 steps on celeba_dir without conditions, summed and squared-summed per
+# net, as the code before issue 48 (commit 4a5841e) left them; on the machine that made them, main's weights equal that
+# commit's bit for bit (torch.equal, every tensor). The tolerance allows other CPUs' rounding; any change of draws,
+# parameters or order moves these sums by whole units.
+BEFORE_CONDITIONS = {
+    "dcgan": {"G": (31.917243, 39.732584), "D": (25.463568, 25.315656)},
+    "msggan": {"G": (35.455675, 44.116766), "D": (23.145902, 25.466547)},
+    "resnet": {"G": (75.494098, 407.584722), "D": (2.126526, 116.229632)},
+    "vae": {"E": (29.673896, 31.865441), "G": (32.171495, 30.349069)},
+    "vaegan": {"E": (30.044317, 31.749234), "G": (28.94866, 29.888127), "D": (20.494196, 25.19767),
+               "E_ema": (29.992234, 31.74137), "G_ema": (28.958793, 29.887665)},
+    "stylegan": {"G": (651.717581, 706292.600315), "D": (-69.628494, 3530.608239)},
+}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_an_unconditional_run_trains_the_weights_it_trained_before_conditions_existed(family, celeba_dir, tmp_path):
+    preset, tiny = FAMILIES[family]
+    nets = ckpt.load(train(load_config(preset, overrides=[f"data.source={celeba_dir}", *tiny, "train.steps=20"]), tmp_path,
+                           progress=False)).nets
+    for role, (total, squares) in BEFORE_CONDITIONS[family].items():
+        weights = torch.cat([v.double().flatten() for v in nets[role].values() if v.is_floating_point()])
+        assert (weights.sum().item(), weights.square().sum().item()) == pytest.approx((total, squares), rel=1e-4, abs=1e-3), role
+    assert set(nets) == set(BEFORE_CONDITIONS[family])
+
+
 @pytest.fixture(scope="module")
 def conditional_runs(faces, tmp_path_factory):
     """2-step runs of every family on the 80 labelled fixture faces, conditioned on Smiling and Male."""
